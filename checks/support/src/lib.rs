@@ -1,0 +1,265 @@
+//! Helpers shared by hmrt's built-in guests: reading a task's JSON config with messages that
+//! name the offending key, humane durations, and one-line messages.
+//!
+//! This crate has no WIT bindings on purpose: every guest generates its own, and the types they
+//! generate are distinct per crate, so only binding-free helpers can be shared.
+
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// A task's `config` object, checked against the keys a plugin knows.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    map: Map<String, Value>,
+}
+
+impl Config {
+    /// Parses `json` (a JSON object; an empty string counts as `{}`) and rejects any key not in
+    /// `known`, naming it.
+    pub fn parse(json: &str, known: &[&str]) -> Result<Config, String> {
+        if json.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let value: Value =
+            serde_json::from_str(json).map_err(|e| format!("config is not valid JSON: {e}"))?;
+        let Value::Object(map) = value else {
+            return Err(format!("config must be a table, not {}", kind(&value)));
+        };
+        // Sorted so that the message is the same from run to run.
+        let mut unknown: Vec<&str> = map
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !known.contains(k))
+            .collect();
+        unknown.sort_unstable();
+        if let Some(key) = unknown.first() {
+            return Err(format!(
+                "unknown config key `{key}` (known keys: {})",
+                known.join(", ")
+            ));
+        }
+        Ok(Config { map })
+    }
+
+    /// The raw value of `key`, if set.
+    pub fn value(&self, key: &str) -> Option<&Value> {
+        self.map.get(key)
+    }
+
+    /// The string at `key`, if set.
+    pub fn string(&self, key: &str) -> Result<Option<&str>, String> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(format!("`{key}` must be a string, not {}", kind(other))),
+        }
+    }
+
+    /// The non-empty string at `key`, which must be set.
+    pub fn required_string(&self, key: &str) -> Result<&str, String> {
+        match self.string(key)? {
+            None => Err(format!("missing required config key `{key}`")),
+            Some(s) if s.trim().is_empty() => Err(format!("`{key}` must not be empty")),
+            Some(s) => Ok(s),
+        }
+    }
+
+    /// The list of strings at `key`; empty if unset.
+    pub fn strings(&self, key: &str) -> Result<Vec<String>, String> {
+        let items = match self.map.get(key) {
+            None => return Ok(Vec::new()),
+            Some(Value::Array(items)) => items,
+            Some(other) => return Err(format!("`{key}` must be a list, not {}", kind(other))),
+        };
+        items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(format!(
+                    "`{key}` must be a list of strings, but holds {}",
+                    kind(other)
+                )),
+            })
+            .collect()
+    }
+
+    /// The list of integers at `key`, if set.
+    pub fn integers(&self, key: &str) -> Result<Option<Vec<i64>>, String> {
+        let items = match self.map.get(key) {
+            None => return Ok(None),
+            Some(Value::Array(items)) => items,
+            Some(other) => return Err(format!("`{key}` must be a list, not {}", kind(other))),
+        };
+        items
+            .iter()
+            .map(|item| {
+                item.as_i64().ok_or_else(|| {
+                    format!("`{key}` must be a list of integers, but holds {item}")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// The table of strings at `key`, as (name, value) pairs sorted by name; empty if unset.
+    pub fn string_table(&self, key: &str) -> Result<Vec<(String, String)>, String> {
+        let table = match self.map.get(key) {
+            None => return Ok(Vec::new()),
+            Some(Value::Object(table)) => table,
+            Some(other) => return Err(format!("`{key}` must be a table, not {}", kind(other))),
+        };
+        let mut pairs = table
+            .iter()
+            .map(|(name, value)| match value {
+                Value::String(s) => Ok((name.clone(), s.clone())),
+                other => Err(format!(
+                    "`{key}.{name}` must be a string, not {}",
+                    kind(other)
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        pairs.sort();
+        Ok(pairs)
+    }
+
+    /// The humane duration at `key` (such as `"500ms"`), if set.
+    pub fn duration(&self, key: &str) -> Result<Option<Duration>, String> {
+        match self.map.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => parse_duration(s)
+                .map(Some)
+                .map_err(|e| format!("`{key}`: {e}")),
+            Some(other) => Err(format!(
+                "`{key}` must be a duration string such as \"5s\", not {}",
+                kind(other)
+            )),
+        }
+    }
+}
+
+/// Parses a humane duration: one or more `<number><unit>` parts, units `ms`, `s`, `m`, `h`
+/// (`"250ms"`, `"1.5s"`, `"1m30s"`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("invalid duration {text:?} (expected e.g. \"500ms\", \"5s\", \"1m\")");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(invalid()),
+        };
+        total += number * seconds_per_unit;
+        rest = rest[unit_len..].trim_start();
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| invalid())
+}
+
+/// `d` in whole milliseconds, saturating at `u32::MAX` (the WIT's timeout type).
+pub fn millis_u32(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// The first line of `text` after trimming, cut to `max_chars` characters (with `…` when cut).
+pub fn one_line(text: &str, max_chars: usize) -> String {
+    let line = text.trim().lines().next().unwrap_or("").trim();
+    if line.chars().count() <= max_chars {
+        return line.to_owned();
+    }
+    let mut cut: String = line.chars().take(max_chars.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// `Duration` as a short human string for messages (`"500ms"`, `"2.5s"`).
+pub fn show_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a table",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let ok = [
+            ("500ms", 500),
+            ("5s", 5_000),
+            ("1.5s", 1_500),
+            ("2m", 120_000),
+            ("1h", 3_600_000),
+            ("1m30s", 90_000),
+            (" 1m 30s ", 90_000),
+            ("0ms", 0),
+        ];
+        for (text, ms) in ok {
+            assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)), "{text}");
+        }
+        for bad in ["", "5", "ms", "5x", "-1s", "1..5s", "5 s s", "1e3s"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("invalid duration"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::parse(r#"{"url": "x", "urll": "y"}"#, &["url"]).unwrap_err();
+        assert!(err.contains("`urll`"), "{err}");
+        assert!(Config::parse(r#"{"url": "x"}"#, &["url"]).is_ok());
+        assert!(Config::parse("", &["url"]).is_ok());
+        assert!(Config::parse("[1]", &["url"]).unwrap_err().contains("table"));
+    }
+
+    #[test]
+    fn typed_getters_name_the_key() {
+        let c = Config::parse(
+            r#"{"a": 5, "b": ["x", 1], "c": {"h": 2}, "d": "soon", "e": [200, "x"], "f": " "}"#,
+            &["a", "b", "c", "d", "e", "f", "g"],
+        )
+        .unwrap();
+        assert!(c.string("a").unwrap_err().contains("`a`"));
+        assert!(c.strings("b").unwrap_err().contains("`b`"));
+        assert!(c.string_table("c").unwrap_err().contains("`c.h`"));
+        assert!(c.duration("d").unwrap_err().contains("`d`"));
+        assert!(c.integers("e").unwrap_err().contains("`e`"));
+        assert!(c.required_string("f").unwrap_err().contains("`f`"));
+        assert!(c.required_string("g").unwrap_err().contains("`g`"));
+        assert_eq!(c.duration("g"), Ok(None));
+        assert_eq!(c.strings("g"), Ok(vec![]));
+    }
+
+    #[test]
+    fn one_line_takes_the_first_line_and_cuts() {
+        assert_eq!(one_line("\n  OK - all good \nmore", 80), "OK - all good");
+        assert_eq!(one_line("abcdef", 4), "abc…");
+        assert_eq!(one_line("", 4), "");
+    }
+}

@@ -1,0 +1,169 @@
+//! The host capabilities a plugin can call, one module each. Every module checks the task's
+//! grants at exactly one place, before it touches anything, and answers a call outside them
+//! with `host-error::denied` through [`CallContext::deny`]: logged with the task's name,
+//! counted, and never a trap.
+
+mod exec;
+mod http;
+mod log;
+mod supervisor;
+mod tcp;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hmrt_config::Grants;
+
+use crate::sandbox::bindings::types::HostError;
+
+pub use exec::ExecLimits;
+
+/// Which capability a call used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capability {
+    /// Outbound HTTP.
+    Http,
+    /// Running a program.
+    Exec,
+    /// supervisord control.
+    Supervisor,
+    /// TCP connect probes.
+    Tcp,
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Capability::Http => "http",
+            Capability::Exec => "exec",
+            Capability::Supervisor => "supervisor",
+            Capability::Tcp => "tcp",
+        })
+    }
+}
+
+/// A call a plugin made outside its task's grants.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Denial {
+    /// The capability it used.
+    pub capability: Capability,
+    /// What it asked for (an origin, a program, an address).
+    pub asked: String,
+}
+
+/// Process-wide counts of denied calls, by capability.
+#[derive(Debug, Default)]
+pub struct DenialCounters {
+    http: AtomicU64,
+    exec: AtomicU64,
+    supervisor: AtomicU64,
+    tcp: AtomicU64,
+}
+
+impl DenialCounters {
+    fn counter(&self, capability: Capability) -> &AtomicU64 {
+        match capability {
+            Capability::Http => &self.http,
+            Capability::Exec => &self.exec,
+            Capability::Supervisor => &self.supervisor,
+            Capability::Tcp => &self.tcp,
+        }
+    }
+
+    /// Denied calls of `capability` since start.
+    pub fn get(&self, capability: Capability) -> u64 {
+        self.counter(capability).load(Ordering::Relaxed)
+    }
+}
+
+/// Size caps on what a capability hands back to a guest.
+#[derive(Debug, Clone, Copy)]
+pub struct CapabilityLimits {
+    /// Largest HTTP response body passed to a guest; the rest is cut.
+    pub http_body_bytes: usize,
+    /// Redirects followed (each re-checked against the grants).
+    pub http_max_redirects: usize,
+    /// Program output caps.
+    pub exec: ExecLimits,
+    /// Log lines a guest may write per call; later ones are dropped.
+    pub log_lines_per_call: u32,
+    /// Longest log line kept.
+    pub log_line_bytes: usize,
+}
+
+impl Default for CapabilityLimits {
+    fn default() -> Self {
+        CapabilityLimits {
+            http_body_bytes: 1 << 20,
+            http_max_redirects: 5,
+            exec: ExecLimits::default(),
+            log_lines_per_call: 100,
+            log_line_bytes: 4096,
+        }
+    }
+}
+
+/// What the capabilities share across calls: clients, counters, limits.
+pub struct Backends {
+    pub(crate) http: reqwest::Client,
+    pub(crate) supervisor: Option<hmrt_supervisor::Client>,
+    /// Denied calls, counted by capability.
+    pub denials: DenialCounters,
+    pub(crate) limits: CapabilityLimits,
+}
+
+impl Backends {
+    /// Builds the shared clients. `supervisor` is the `[supervisor]` client, if configured.
+    pub fn new(
+        supervisor: Option<hmrt_supervisor::Client>,
+        limits: CapabilityLimits,
+    ) -> Result<Self, reqwest::Error> {
+        Ok(Backends {
+            http: http::client()?,
+            supervisor,
+            denials: DenialCounters::default(),
+            limits,
+        })
+    }
+}
+
+/// What one plugin call may use, and what it did: the task's grants, the shared backends, the
+/// call's deadline, and the denials it ran into.
+pub(crate) struct CallContext {
+    pub(crate) task: Arc<str>,
+    pub(crate) grants: Arc<Grants>,
+    pub(crate) backends: Arc<Backends>,
+    pub(crate) deadline: crate::sandbox::Deadline,
+    pub(crate) denials: Vec<Denial>,
+    pub(crate) log_lines: u32,
+}
+
+impl CallContext {
+    /// Records and logs a call outside the grants and returns the error the guest gets.
+    pub(crate) fn deny(&mut self, capability: Capability, asked: String) -> HostError {
+        tracing::warn!(task = %self.task, %capability, %asked, "call denied: not in the task's grants");
+        self.backends
+            .denials
+            .counter(capability)
+            .fetch_add(1, Ordering::Relaxed);
+        let message = format!("{capability} {asked} is not granted to task \"{}\"", self.task);
+        self.denials.push(Denial { capability, asked });
+        HostError::Denied(message)
+    }
+
+    /// The timeout a guest asked for, capped at the time left for the call.
+    pub(crate) fn timeout(&self, asked_ms: u32) -> Option<Duration> {
+        let remaining = self.deadline.remaining();
+        if remaining.is_zero() {
+            return None;
+        }
+        let asked = if asked_ms == 0 {
+            remaining
+        } else {
+            Duration::from_millis(u64::from(asked_ms))
+        };
+        Some(asked.min(remaining))
+    }
+}

@@ -1,0 +1,242 @@
+//! Turning bytes into a usable plugin: is it a component, which world and which version of
+//! the contract does it speak, can hmrt satisfy its imports. Each question gets an error that
+//! names the file and says what is wrong, before anything runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+
+use super::bindings::action::ActionPre;
+use super::bindings::check::CheckPre;
+use super::{CallLimits, HostState, PluginInfo, Sandbox, TaskCall};
+
+/// The version of the `hmrt:plugin` package this host speaks.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+const PACKAGE: &str = "hmrt:plugin";
+
+/// Which world a plugin targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// A health check (`check` world).
+    Check,
+    /// A corrective action (`action` world).
+    Action,
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PluginKind::Check => "check",
+            PluginKind::Action => "action",
+        })
+    }
+}
+
+/// Why bytes are not a plugin hmrt can run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// Not WebAssembly at all.
+    #[error("not a WebAssembly file (no \\0asm header)")]
+    NotWasm,
+    /// A core module: it needs to be built as (or wrapped into) a component.
+    #[error(
+        "is a core WebAssembly module, not a component: build it with `cargo build --target wasm32-wasip2` (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    /// wasmtime could not compile it.
+    #[error("cannot be compiled: {0}")]
+    Compile(String),
+    /// Built against another version of the contract.
+    #[error("was built against {PACKAGE}@{found} ({interface}), but this hmrt speaks {PACKAGE}@{CONTRACT_VERSION}")]
+    VersionMismatch {
+        /// The interface whose version differs.
+        interface: String,
+        /// The version it names.
+        found: String,
+    },
+    /// Exports neither world's interface.
+    #[error(
+        "exports neither {PACKAGE}/check-plugin@{CONTRACT_VERSION} nor {PACKAGE}/action-plugin@{CONTRACT_VERSION} (it exports: {exports})"
+    )]
+    NotAPlugin {
+        /// What it does export.
+        exports: String,
+    },
+    /// Imports something hmrt does not provide.
+    #[error("imports {0}, which hmrt does not provide")]
+    UnsupportedImport(String),
+    /// Its `describe` failed.
+    #[error("describe() failed: {0}")]
+    Describe(String),
+}
+
+/// A compiled plugin, ready to instantiate.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kind: PluginKind,
+    info: PluginInfo,
+    imports: Vec<String>,
+    pre: Pre,
+}
+
+enum Pre {
+    Check(CheckPre<HostState>),
+    Action(ActionPre<HostState>),
+}
+
+impl Plugin {
+    /// Which world it targets.
+    pub fn kind(&self) -> PluginKind {
+        self.inner.kind
+    }
+
+    /// What it says about itself.
+    pub fn info(&self) -> &PluginInfo {
+        &self.inner.info
+    }
+
+    /// The interfaces it imports (WASI and hmrt's), as the component names them.
+    pub fn imports(&self) -> &[String] {
+        &self.inner.imports
+    }
+
+    pub(crate) fn check_pre(&self) -> Result<&CheckPre<HostState>, String> {
+        match &self.inner.pre {
+            Pre::Check(pre) => Ok(pre),
+            Pre::Action(_) => Err(format!("plugin {:?} is an action, not a check", self.inner.info.name)),
+        }
+    }
+
+    pub(crate) fn action_pre(&self) -> Result<&ActionPre<HostState>, String> {
+        match &self.inner.pre {
+            Pre::Action(pre) => Ok(pre),
+            Pre::Check(_) => Err(format!("plugin {:?} is a check, not an action", self.inner.info.name)),
+        }
+    }
+}
+
+/// Splits `hmrt:plugin/name@version` into (name, version).
+fn contract_interface(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
+    Some(rest.split_once('@').unwrap_or((rest, "")))
+}
+
+impl Sandbox {
+    /// Compiles `bytes` and checks that it is a plugin this host can run, then asks it to
+    /// describe itself (in a sandbox with no grants).
+    pub async fn load(&self, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        match bytes.get(0..8) {
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(LoadError::CoreModule),
+            Some([0, b'a', b's', b'm', ..]) => {}
+            _ => return Err(LoadError::NotWasm),
+        }
+        let component = Component::new(self.engine(), bytes)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let ty = component.component_type();
+        let mut imports = Vec::new();
+        for (name, _) in ty.imports(self.engine()) {
+            if let Some((interface, version)) = contract_interface(name)
+                && version != CONTRACT_VERSION
+            {
+                return Err(LoadError::VersionMismatch {
+                    interface: interface.to_string(),
+                    found: version.to_string(),
+                });
+            }
+            imports.push(name.to_string());
+        }
+        let mut kind = None;
+        let mut exports = Vec::new();
+        for (name, item) in ty.exports(self.engine()) {
+            exports.push(name.to_string());
+            let Some((interface, version)) = contract_interface(name) else {
+                continue;
+            };
+            if !matches!(item, ComponentItem::ComponentInstance(_)) {
+                continue;
+            }
+            let found = match interface {
+                "check-plugin" => PluginKind::Check,
+                "action-plugin" => PluginKind::Action,
+                _ => continue,
+            };
+            if version != CONTRACT_VERSION {
+                return Err(LoadError::VersionMismatch {
+                    interface: interface.to_string(),
+                    found: version.to_string(),
+                });
+            }
+            kind = Some(found);
+        }
+        let Some(kind) = kind else {
+            return Err(LoadError::NotAPlugin {
+                exports: if exports.is_empty() { "nothing".into() } else { exports.join(", ") },
+            });
+        };
+        let instance_pre = self.linker().instantiate_pre(&component).map_err(|e| {
+            let text = format!("{e:#}");
+            // wasmtime says "component imports instance `x`, but a matching implementation
+            // was not found in the linker"; the name in backticks is what the user needs.
+            match text.split('`').nth(1) {
+                Some(name) => LoadError::UnsupportedImport(name.to_string()),
+                None => LoadError::Compile(text),
+            }
+        })?;
+        let pre = match kind {
+            PluginKind::Check => Pre::Check(CheckPre::new(instance_pre).map_err(|e| LoadError::Compile(format!("{e:#}")))?),
+            PluginKind::Action => Pre::Action(ActionPre::new(instance_pre).map_err(|e| LoadError::Compile(format!("{e:#}")))?),
+        };
+        let info = self.describe(&pre).await?;
+        Ok(Plugin {
+            inner: Arc::new(Inner {
+                kind,
+                info,
+                imports,
+                pre,
+            }),
+        })
+    }
+
+    async fn describe(&self, pre: &Pre) -> Result<PluginInfo, LoadError> {
+        let task = TaskCall {
+            name: Arc::from("(describe)"),
+            program: None,
+            config: "{}".into(),
+            grants: Arc::new(hmrt_config::Grants::default()),
+            limits: CallLimits {
+                timeout: Duration::from_secs(2),
+                memory_bytes: 16 << 20,
+            },
+        };
+        let (result, _report) = match pre {
+            Pre::Check(pre) => {
+                let pre = pre.clone();
+                self.call(&task, move |store| {
+                    Box::pin(async move {
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        instance.hmrt_plugin_check_plugin().call_describe(&mut *store).await
+                    })
+                })
+                .await
+            }
+            Pre::Action(pre) => {
+                let pre = pre.clone();
+                self.call(&task, move |store| {
+                    Box::pin(async move {
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        instance.hmrt_plugin_action_plugin().call_describe(&mut *store).await
+                    })
+                })
+                .await
+            }
+        };
+        result.map_err(|e| LoadError::Describe(e.to_string()))
+    }
+}

@@ -1,0 +1,501 @@
+//! The sandbox: one wasmtime engine and linker, each plugin compiled once, and a fresh,
+//! limited Store per call that holds the calling task's grants.
+//!
+//! Limits on every call: memory (a `ResourceLimiter`), guest CPU (an epoch deadline that also
+//! yields to the executor every tick, so a spinning guest cannot starve other tasks), and wall
+//! clock for the whole call including host I/O (a timeout around it). A call runs in its own
+//! tokio task, so even a panic inside wasmtime ends that call, not hmrt.
+
+pub mod bindings;
+mod host;
+mod load;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hmrt_config::Grants;
+use tokio::sync::Semaphore;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use crate::capabilities::{Backends, CallContext, Denial};
+pub use bindings::check::exports::hmrt::plugin::check_plugin::CheckResult;
+pub use bindings::types::{Capability as DeclaredCapability, Metric, Need, PluginInfo, Status};
+pub(crate) use host::{Deadline, HostState};
+pub use load::{LoadError, Plugin, PluginKind};
+
+/// How often the epoch advances: the granularity of CPU deadlines and of a guest's yields.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Bytes of a guest's stdout and stderr kept for its reason; writes past this fail.
+const GUEST_OUTPUT_BYTES: usize = 16 * 1024;
+
+/// How the sandbox is sized. Every call waits for one of `max_concurrency` slots, so the
+/// instance pool below can never run out.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Plugin calls running at once.
+    pub max_concurrency: u32,
+    /// The largest memory limit any task has; the pool's slots are this big.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            max_concurrency: 16,
+            max_memory_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The limits of one call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Wall clock for the whole call, guest CPU and host I/O together.
+    pub timeout: Duration,
+    /// Linear memory the guest may have, per memory.
+    pub memory_bytes: usize,
+}
+
+/// The task a call runs for: what the plugin sees, and what it may touch.
+#[derive(Clone)]
+pub struct TaskCall {
+    /// The task's name.
+    pub name: Arc<str>,
+    /// The supervisord program it watches, if any.
+    pub program: Option<String>,
+    /// The plugin's config as a JSON object.
+    pub config: String,
+    /// What the plugin may touch.
+    pub grants: Arc<Grants>,
+    /// How long and how big the call may get.
+    pub limits: CallLimits,
+}
+
+/// Why a call produced no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The call ran past its timeout (guest CPU or waiting on the host).
+    #[error("timed out after {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// The guest tried to grow its memory past the limit.
+    #[error("exceeded its memory limit of {} MiB{}", .limit >> 20, guest_said(.stderr))]
+    OutOfMemory {
+        /// The limit, in bytes.
+        limit: usize,
+        /// What the guest printed to stderr.
+        stderr: String,
+    },
+    /// The guest trapped (a panic is a trap; its message is in `stderr`).
+    #[error("trapped: {trap}{}", guest_said(.stderr))]
+    Trap {
+        /// The trap, or wasmtime's error when it is not a trap.
+        trap: String,
+        /// What the guest printed to stderr.
+        stderr: String,
+    },
+    /// The component could not be instantiated.
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+    /// The call's task ended abnormally inside the host (a bug in hmrt or wasmtime).
+    #[error("the sandbox failed: {0}")]
+    Host(String),
+}
+
+fn guest_said(stderr: &str) -> String {
+    // Rust's panic output is "thread '…' panicked at file:line:col:\nmessage\nnote: …";
+    // the reason keeps the location and message, not the note.
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with"))
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let joined = lines.join(" ");
+    let joined = joined
+        .strip_prefix("thread '<unnamed>' ")
+        .unwrap_or(&joined)
+        .to_string();
+    format!(": {}", crate::text::truncate(&joined, 1024))
+}
+
+/// What a call left behind besides its result.
+#[derive(Debug, Clone, Default)]
+pub struct CallReport {
+    /// Calls it made outside its grants.
+    pub denials: Vec<Denial>,
+    /// Its stdout (capped).
+    pub stdout: String,
+    /// Its stderr (capped).
+    pub stderr: String,
+    /// How long the call took, instantiation included.
+    pub elapsed: Duration,
+}
+
+/// The result of running a check plugin once.
+#[derive(Debug, Clone)]
+pub struct CheckOutcome {
+    /// The plugin's result, or why there is none.
+    pub result: Result<CheckResult, CallError>,
+    /// What else the call did.
+    pub report: CallReport,
+}
+
+impl CheckOutcome {
+    /// The status the policy sees: a call that failed counts as unhealthy.
+    pub fn status(&self) -> Status {
+        match &self.result {
+            Ok(result) => result.status,
+            Err(_) => Status::Unhealthy,
+        }
+    }
+
+    /// One line saying why.
+    pub fn message(&self) -> String {
+        match &self.result {
+            Ok(result) => result.message.clone(),
+            Err(error) => format!("check {error}"),
+        }
+    }
+}
+
+/// The engine, linker and shared capability backends.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<HostState>,
+    backends: Arc<Backends>,
+    slots: Arc<Semaphore>,
+    _ticker: EpochTicker,
+}
+
+type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+impl Sandbox {
+    /// Builds the engine and linker.
+    pub fn new(options: &SandboxOptions, backends: Backends) -> Result<Sandbox, wasmtime::Error> {
+        let engine = Engine::new(&engine_config(options))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::check::Check::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        let ticker = EpochTicker::start(&engine)?;
+        Ok(Sandbox {
+            engine,
+            linker,
+            backends: Arc::new(backends),
+            slots: Arc::new(Semaphore::new(options.max_concurrency.max(1) as usize)),
+            _ticker: ticker,
+        })
+    }
+
+    /// The capability backends (for their counters).
+    pub fn backends(&self) -> &Arc<Backends> {
+        &self.backends
+    }
+
+    /// Runs `plugin`'s check for `task`.
+    pub async fn check(&self, plugin: &Plugin, task: &TaskCall) -> CheckOutcome {
+        let pre = match plugin.check_pre() {
+            Ok(pre) => pre.clone(),
+            Err(e) => {
+                return CheckOutcome {
+                    result: Err(CallError::Instantiate(e.to_string())),
+                    report: CallReport::default(),
+                };
+            }
+        };
+        let arg = wit_task(task);
+        let (result, report) = self
+            .call(task, move |store| {
+                Box::pin(async move {
+                    let instance = pre.instantiate_async(&mut *store).await?;
+                    instance
+                        .hmrt_plugin_check_plugin()
+                        .call_check(&mut *store, &arg)
+                        .await
+                })
+            })
+            .await;
+        CheckOutcome { result, report }
+    }
+
+    /// Runs `plugin`'s action for `task`. The outer `Result` is the call, the inner one what
+    /// the action itself returned.
+    pub async fn action(
+        &self,
+        plugin: &Plugin,
+        task: &TaskCall,
+        trigger: ActionTrigger,
+    ) -> (Result<Result<String, String>, CallError>, CallReport) {
+        let pre = match plugin.action_pre() {
+            Ok(pre) => pre.clone(),
+            Err(e) => return (Err(CallError::Instantiate(e.to_string())), CallReport::default()),
+        };
+        let arg = wit_task(task);
+        let trigger = bindings::action::exports::hmrt::plugin::action_plugin::Trigger {
+            status: trigger.status,
+            message: trigger.message,
+            attempt: trigger.attempt,
+        };
+        self.call(task, move |store| {
+            Box::pin(async move {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                instance
+                    .hmrt_plugin_action_plugin()
+                    .call_run(&mut *store, &arg, &trigger)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// Asks `plugin` what `task`'s config would need (or what is wrong with it).
+    pub async fn validate(
+        &self,
+        plugin: &Plugin,
+        task: &TaskCall,
+    ) -> Result<Result<Vec<Need>, String>, CallError> {
+        let arg = wit_task(task);
+        let result = match plugin.kind() {
+            PluginKind::Check => {
+                let pre = plugin.check_pre().map_err(|e| CallError::Instantiate(e.to_string()))?.clone();
+                self.call(task, move |store| {
+                    Box::pin(async move {
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        instance.hmrt_plugin_check_plugin().call_validate(&mut *store, &arg).await
+                    })
+                })
+                .await
+            }
+            PluginKind::Action => {
+                let pre = plugin.action_pre().map_err(|e| CallError::Instantiate(e.to_string()))?.clone();
+                self.call(task, move |store| {
+                    Box::pin(async move {
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        instance.hmrt_plugin_action_plugin().call_validate(&mut *store, &arg).await
+                    })
+                })
+                .await
+            }
+        };
+        result.0
+    }
+
+    /// Runs one call in a fresh Store, in its own tokio task, within the task's limits.
+    async fn call<R, F>(&self, task: &TaskCall, f: F) -> (Result<R, CallError>, CallReport)
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(&'a mut Store<HostState>) -> CallFuture<'a, R> + Send + 'static,
+    {
+        let Ok(_slot) = self.slots.clone().acquire_owned().await else {
+            return (Err(CallError::Host("sandbox closed".into())), CallReport::default());
+        };
+        let started = Instant::now();
+        let timeout = task.limits.timeout;
+        let deadline = Deadline(started + timeout);
+        let stdout = MemoryOutputPipe::new(GUEST_OUTPUT_BYTES);
+        let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_BYTES);
+        let mut store = self.new_store(task, deadline, &stdout, &stderr);
+        let limit = task.limits.memory_bytes;
+        let joined = tokio::spawn(async move {
+            let result = tokio::time::timeout(timeout, f(&mut store)).await;
+            let state = store.data_mut();
+            let denials = std::mem::take(&mut state.call.denials);
+            let memory_hit = state.limiter.memory_limit_hit;
+            // The Store (and the abandoned call in it, if the timeout fired) is dropped here,
+            // inside this task: nothing of a cancelled call outlives it.
+            drop(store);
+            (result, memory_hit, denials)
+        })
+        .await;
+        let mut report = CallReport {
+            denials: Vec::new(),
+            stdout: String::from_utf8_lossy(&stdout.contents()).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr.contents()).into_owned(),
+            elapsed: started.elapsed(),
+        };
+        let result = match joined {
+            Err(join_error) => Err(CallError::Host(join_error.to_string())),
+            Ok((result, memory_hit, denials)) => {
+                report.denials = denials;
+                match result {
+                    Err(_elapsed) => Err(CallError::Timeout(timeout)),
+                    Ok(Ok(value)) => Ok(value),
+                    Ok(Err(error)) => Err(classify(&error, memory_hit, limit, timeout, &report.stderr)),
+                }
+            }
+        };
+        (result, report)
+    }
+
+    fn new_store(
+        &self,
+        task: &TaskCall,
+        deadline: Deadline,
+        stdout: &MemoryOutputPipe,
+        stderr: &MemoryOutputPipe,
+    ) -> Store<HostState> {
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .max_random_size(64 * 1024)
+            .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(10_000);
+        let state = HostState {
+            wasi,
+            table,
+            limiter: host::MemoryLimiter::new(task.limits.memory_bytes),
+            call: CallContext {
+                task: task.name.clone(),
+                grants: task.grants.clone(),
+                backends: self.backends.clone(),
+                deadline,
+                denials: Vec::new(),
+                log_lines: 0,
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        // One host call may copy at most this much in from the guest.
+        store.set_hostcall_fuel(8 << 20);
+        store.set_max_component_handles(10_000);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline.0 {
+                Err(Trap::Interrupt.into())
+            } else {
+                // Yield at every tick so a guest that never calls the host still shares the
+                // executor with every other task.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+}
+
+/// Why an action runs, as the action plugin sees it.
+#[derive(Debug, Clone)]
+pub struct ActionTrigger {
+    /// The task's status when the policy decided to act.
+    pub status: Status,
+    /// The message of the result that led to it.
+    pub message: String,
+    /// Which attempt within the restart window this is.
+    pub attempt: u32,
+}
+
+fn wit_task(task: &TaskCall) -> bindings::types::Task {
+    bindings::types::Task {
+        name: task.name.to_string(),
+        program: task.program.clone(),
+        config: task.config.clone(),
+    }
+}
+
+fn classify(
+    error: &wasmtime::Error,
+    memory_hit: bool,
+    limit: usize,
+    timeout: Duration,
+    stderr: &str,
+) -> CallError {
+    if memory_hit {
+        return CallError::OutOfMemory {
+            limit,
+            stderr: stderr.to_string(),
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Timeout(timeout),
+        Some(trap) => CallError::Trap {
+            trap: trap.to_string(),
+            stderr: stderr.to_string(),
+        },
+        None => CallError::Trap {
+            trap: format!("{error:#}").lines().next().unwrap_or_default().to_string(),
+            stderr: stderr.to_string(),
+        },
+    }
+}
+
+fn engine_config(options: &SandboxOptions) -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(512 * 1024)
+        .async_stack_size(2 << 20)
+        .async_stack_zeroing(true)
+        .concurrency_support(false)
+        .wasm_threads(false)
+        .wasm_gc(false)
+        .wasm_exceptions(false)
+        .wasm_stack_switching(false)
+        .wasm_memory64(false);
+    // Calls are bounded by `max_concurrency`, so the pool needs room for that many component
+    // instances; the per-component maximums keep one component from taking the whole pool.
+    let slots = options.max_concurrency.max(1) + 2;
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 32)
+        .total_memories(slots * 4)
+        .total_tables(slots * 16)
+        .total_stacks(slots)
+        .max_core_instances_per_component(32)
+        .max_memories_per_component(4)
+        .max_tables_per_component(16)
+        .max_memory_size(options.max_memory_bytes);
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own, until the engine
+/// is gone.
+struct EpochTicker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: &Engine) -> std::io::Result<EpochTicker> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let weak = engine.weak();
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("hmrt-epoch".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => return,
+                    }
+                }
+            })?;
+        Ok(EpochTicker { stop })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl bindings::types::Host for HostState {}
