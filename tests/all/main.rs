@@ -1,1 +1,10 @@
+//! hmrt's integration tests: one binary (wasmtime links once), one module per area.
+//! Everything is real: guests built from source by tests/artifacts, HTTP servers on loopback,
+//! supervisord started per test, processes that die.
 
+mod support;
+
+mod e2e;
+mod plugins;
+mod sandbox;
+mod validate;

@@ -4,7 +4,7 @@
 use exports::hmrt::plugin::check_plugin::{CheckResult, Guest};
 use hmrt::plugin::http::{self, Request};
 use hmrt::plugin::types::{Capability, HostError, Metric, Need, PluginInfo, Status, Task};
-use hmrt_guest_support::{Config, millis_u32, one_line, parse_duration, show_duration};
+use hmrt_guest_support::{Config, millis_u32, one_line, show_duration};
 use std::time::Duration;
 
 wit_bindgen::generate!({ world: "check", path: "../../wit" });
@@ -44,7 +44,9 @@ impl Settings {
         }
         let method = c.string("method")?.unwrap_or("GET").to_ascii_uppercase();
         if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-            return Err(format!("`method` must be an HTTP method such as GET, not {method:?}"));
+            return Err(format!(
+                "`method` must be an HTTP method such as GET, not {method:?}"
+            ));
         }
         let expect_status = c
             .integers("expect_status")?
@@ -53,7 +55,9 @@ impl Settings {
                     .into_iter()
                     .map(|code| match u16::try_from(code) {
                         Ok(code @ 100..=599) => Ok(code),
-                        _ => Err(format!("`expect_status`: {code} is not an HTTP status code")),
+                        _ => Err(format!(
+                            "`expect_status`: {code} is not an HTTP status code"
+                        )),
                     })
                     .collect::<Result<Vec<_>, _>>()
             })
@@ -141,7 +145,13 @@ impl Guest for Http {
         });
         let response = match response {
             Ok(r) => r,
-            Err(e) => return result(Status::Unhealthy, format!("{what}: {}", host_error(&e)), vec![]),
+            Err(e) => {
+                return result(
+                    Status::Unhealthy,
+                    format!("{what}: {}", host_error(&e)),
+                    vec![],
+                );
+            }
         };
         let latency = Duration::from_micros(response.elapsed_us);
         let latency_ms = response.elapsed_us as f64 / 1000.0;
@@ -165,7 +175,11 @@ impl Guest for Http {
         if let Some(needle) = &s.body_contains {
             let body = String::from_utf8_lossy(&response.body);
             if !body.contains(needle.as_str()) {
-                let cut = if response.truncated { " (body was cut at the host's cap)" } else { "" };
+                let cut = if response.truncated {
+                    " (body was cut at the host's cap)"
+                } else {
+                    ""
+                };
                 let msg = format!("{got}, but the body does not contain {needle:?}{cut}");
                 return result(Status::Unhealthy, msg, metrics);
             }
@@ -205,10 +219,19 @@ mod tests {
             (r#"{}"#, "`url`"),
             (r#"{"url": "http://x", "expect": [200]}"#, "`expect`"),
             (r#"{"url": "ftp://x"}"#, "`url`"),
-            (r#"{"url": "http://x", "expect_status": [200, 999]}"#, "`expect_status`"),
-            (r#"{"url": "http://x", "expect_status": []}"#, "`expect_status`"),
+            (
+                r#"{"url": "http://x", "expect_status": [200, 999]}"#,
+                "`expect_status`",
+            ),
+            (
+                r#"{"url": "http://x", "expect_status": []}"#,
+                "`expect_status`",
+            ),
             (r#"{"url": "http://x", "timeout": "soon"}"#, "`timeout`"),
-            (r#"{"url": "http://x", "degraded_after": 5}"#, "`degraded_after`"),
+            (
+                r#"{"url": "http://x", "degraded_after": 5}"#,
+                "`degraded_after`",
+            ),
             (r#"{"url": "http://x", "headers": {"a": 1}}"#, "`headers.a`"),
             (r#"{"url": "http://x", "method": "G T"}"#, "`method`"),
         ];

@@ -93,9 +93,8 @@ impl Config {
         items
             .iter()
             .map(|item| {
-                item.as_i64().ok_or_else(|| {
-                    format!("`{key}` must be a list of integers, but holds {item}")
-                })
+                item.as_i64()
+                    .ok_or_else(|| format!("`{key}` must be a list of integers, but holds {item}"))
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
@@ -221,7 +220,11 @@ mod tests {
             ("0ms", 0),
         ];
         for (text, ms) in ok {
-            assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)), "{text}");
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
         }
         for bad in ["", "5", "ms", "5x", "-1s", "1..5s", "5 s s", "1e3s"] {
             let err = parse_duration(bad).unwrap_err();
@@ -235,7 +238,11 @@ mod tests {
         assert!(err.contains("`urll`"), "{err}");
         assert!(Config::parse(r#"{"url": "x"}"#, &["url"]).is_ok());
         assert!(Config::parse("", &["url"]).is_ok());
-        assert!(Config::parse("[1]", &["url"]).unwrap_err().contains("table"));
+        assert!(
+            Config::parse("[1]", &["url"])
+                .unwrap_err()
+                .contains("table")
+        );
     }
 
     #[test]

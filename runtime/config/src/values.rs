@@ -40,6 +40,40 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {text:?} is too large"))
 }
 
+/// supervisord's address as supervisorctl's `-s` takes it: `unix:///abs/path` or
+/// `http://host[:port]`.
+pub(crate) fn parse_serverurl(text: &str) -> Result<crate::ServerUrl, String> {
+    if let Some(rest) = text.strip_prefix("unix://") {
+        let path = std::path::Path::new(rest);
+        if !path.is_absolute() {
+            return Err(format!(
+                "{text:?}: the socket path must be absolute, as \"unix:///tmp/supervisor.sock\""
+            ));
+        }
+        return Ok(crate::ServerUrl::Unix(path.to_path_buf()));
+    }
+    let url = url::Url::parse(text).map_err(|e| {
+        format!("invalid server URL {text:?}: {e}; write unix:///path/to/supervisor.sock or http://host:port")
+    })?;
+    if url.scheme() != "http" {
+        return Err(format!(
+            "{text:?} has scheme {:?}; supervisord is reached by unix:// or http://",
+            url.scheme()
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{text:?} contains a user or password; set [supervisor] username and password instead"
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{text:?} has a path, query or fragment; write only http://host:port"
+        ));
+    }
+    Ok(crate::ServerUrl::Http(url))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +89,29 @@ mod tests {
         assert_eq!(parse_size("7B"), Ok(7));
         for bad in ["", "MiB", "1.5GiB", "-1", "12 parsecs", "99999999999TiB", "1e3"] {
             assert!(parse_size(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn serverurls() {
+        use crate::ServerUrl;
+        assert_eq!(
+            parse_serverurl("unix:///tmp/supervisor.sock"),
+            Ok(ServerUrl::Unix("/tmp/supervisor.sock".into()))
+        );
+        match parse_serverurl("http://127.0.0.1:9001") {
+            Ok(ServerUrl::Http(url)) => assert_eq!(url.port(), Some(9001)),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            "unix://tmp/s.sock",
+            "https://h:1",
+            "http://h:1/RPC2",
+            "http://u:p@h:1",
+            "tcp://h:1",
+            "/tmp/s.sock",
+        ] {
+            assert!(parse_serverurl(bad).is_err(), "{bad} accepted");
         }
     }
 

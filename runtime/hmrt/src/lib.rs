@@ -7,6 +7,11 @@
 //! decides on.
 
 pub mod capabilities;
+pub mod cli;
+pub mod daemon;
+pub mod events;
 pub mod registry;
 pub mod sandbox;
+pub mod tasks;
 pub mod text;
+pub mod validate;

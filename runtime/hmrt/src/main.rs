@@ -1,1 +1,5 @@
-fn main() {}
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    hmrt::cli::main(hmrt::cli::Args::parse())
+}

@@ -2,87 +2,106 @@
 //!
 //! It is given check results and the time, and returns decisions. It does no I/O and reads no
 //! clock, so the daemon, `hmrt simulate` and the tests all drive exactly the same code.
+//!
+//! The entry point is [`Engine`]: build it from every task's [`PolicyConfig`], then feed it
+//! [`Engine::observe`] (a check result), [`Engine::action_finished`] (the outcome of an action it
+//! asked for with [`DecisionKind::Act`]) and [`Engine::rearm`] (a person's reset). Each call
+//! returns the [`Decision`]s it took, in order. [`Engine::export`] and [`Engine::restore`] carry
+//! the whole state across a restart of the daemon.
+//!
+//! # Rules, and the choices made where the design left room
+//!
+//! - Results: `healthy` and `degraded` are passes, `unhealthy` a failure, `unknown` neutral (it
+//!   neither counts nor breaks a streak). Failures inside a start period are ignored entirely.
+//! - Thresholds: `success_threshold` consecutive passes make a task healthy (or degraded, per the
+//!   last result); `failure_threshold` consecutive failures, or that many among the last
+//!   `failure_window` counted results, make it unhealthy. A task that is already healthy or
+//!   degraded follows each pass's status at once.
+//! - Actions: a task acts only at a counted failure, only while `unhealthy` with its failure
+//!   threshold met, and only when nothing holds it (no running action, no start period, no
+//!   dependency hold, not flapping, not failed) and the backoff has elapsed. The attempt number
+//!   is the backoff position: the k-th action of a sequence is attempt k, and the next one waits
+//!   `min(initial × factor^(k-1), max)` ± jitter from the end of action k. Jitter is applied
+//!   after the cap, so a delay may exceed `max` by the jitter fraction.
+//! - Every finished action (success or error) clears the failure counts, so the next action
+//!   needs `failure_threshold` fresh failures as well as the elapsed backoff.
+//! - The backoff resets to `initial` only after the task has been healthy or degraded without a
+//!   break for `reset_after` (checked at observations), or when a person re-arms it.
+//! - Start period: as in Docker, a pass inside it counts and the check reaching
+//!   `success_threshold` ends it early (the action is `recovered`); if it runs out first, the
+//!   attempt failed and the task is `unhealthy`. With no start period an attempt is decided by
+//!   the thresholds alone.
+//! - Restart budget: an action due when `max_restarts` actions started within the trailing
+//!   `restart_window` makes the task `failed` instead. Re-arming by `rearm_after` or by a person
+//!   clears that history; recovering by itself does not (the budget is a trailing window).
+//! - Dependencies hold a task with an action while any dependency is not healthy or degraded.
+//!   When the hold lifts, the task's failure counts are cleared, so failures seen while held
+//!   never lead to an action.
+//! - Flapping counts changes between "up" (healthy, degraded) and "down" (unhealthy, failed);
+//!   `unknown` and `restarting` are neither and do not end a run. More than `max_changes` such
+//!   changes within `window` holds actions; the hold lifts once a whole `window` passes without a
+//!   change (the hysteresis: entering needs many changes, leaving needs none for a window).
+//! - Tasks without an action are tracked and reported but are never held, never act and are
+//!   never `failed`.
+
+mod config;
+mod decision;
+mod engine;
+mod rng;
+mod status;
+mod task;
+
+pub use config::{
+    Backoff, ConfigError, ConfigProblem, Flapping, MAX_FAILURE_WINDOW, PolicyConfig,
+    check_dependencies,
+};
+pub use decision::{Decision, DecisionKind, HoldReason, RearmHow};
+pub use engine::{Engine, PolicyError, RestoreError, RestoreReport, Snapshot};
+pub use status::{ParseError, State, Status};
+pub use task::{
+    ActionRecord, ActionResult, MAX_ACTIONS, MAX_MESSAGE_BYTES, MAX_RESULTS, ResultRecord,
+    TaskState, TaskView,
+};
 
 use std::time::Duration;
 
 /// A point in time: milliseconds since the UNIX epoch. The caller supplies it; the policy never
 /// reads a clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Timestamp(pub u64);
 
-/// Exponential backoff between actions.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Backoff {
-    /// The delay after the first action.
-    pub initial: Duration,
-    /// Each further delay is the previous one times this.
-    pub factor: f64,
-    /// No delay is longer than this.
-    pub max: Duration,
-    /// Each delay is moved by up to this fraction either way (0.1 = ±10 %).
-    pub jitter: f64,
+impl Timestamp {
+    /// This time plus `d`, saturating rather than overflowing.
+    pub fn plus(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(millis(d)))
+    }
+
+    /// Time elapsed from `earlier` to this time; zero if `earlier` is later (a clock that went
+    /// back must not panic the policy).
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
 }
 
-/// Flapping: more than `max_changes` state changes within `window` holds actions.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Flapping {
-    /// State changes allowed within `window`.
-    pub max_changes: u32,
-    /// The window they are counted in.
-    pub window: Duration,
+/// A duration in whole milliseconds, saturating: the policy's unit of time.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The policy of one task, as the config gives it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PolicyConfig {
-    /// Failures (consecutive, or within `failure_window`) that make a task unhealthy.
-    pub failure_threshold: u32,
-    /// Consecutive passes that make a task healthy.
-    pub success_threshold: u32,
-    /// If set, the task is unhealthy when `failure_threshold` of the last `failure_window`
-    /// results failed, rather than that many in a row.
-    pub failure_window: Option<u32>,
-    /// Backoff between actions.
-    pub backoff: Backoff,
-    /// Actions allowed within `restart_window` before the task is `failed`.
-    pub max_restarts: u32,
-    /// The window the restart budget is counted in.
-    pub restart_window: Duration,
-    /// Healthy this long, and the backoff starts again from `backoff.initial`.
-    pub reset_after: Duration,
-    /// A failed task is re-armed after this long, if set.
-    pub rearm_after: Option<Duration>,
-    /// After each action, failures inside this period do not count.
-    pub start_period: Duration,
-    /// Flapping detection, if set.
-    pub flapping: Option<Flapping>,
-    /// Tasks this one depends on: while one is unhealthy or failed, this task's actions are held.
-    pub depends_on: Vec<String>,
-    /// Whether the task has an `on_failure` action at all. Without one the task is tracked and
-    /// reported (healthy, unhealthy, ...) but never acts, and so is never `failed`.
-    pub has_action: bool,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        PolicyConfig {
-            failure_threshold: 3,
-            success_threshold: 1,
-            failure_window: None,
-            backoff: Backoff {
-                initial: Duration::from_secs(1),
-                factor: 2.0,
-                max: Duration::from_secs(300),
-                jitter: 0.1,
-            },
-            max_restarts: 5,
-            restart_window: Duration::from_secs(3600),
-            reset_after: Duration::from_secs(600),
-            rearm_after: None,
-            start_period: Duration::ZERO,
-            flapping: None,
-            depends_on: Vec::new(),
-            has_action: false,
-        }
+/// A duration the way the config writes it: "250ms", "5s", "10m", "1h".
+pub(crate) fn humane(d: Duration) -> String {
+    let ms = millis(d);
+    if ms == 0 {
+        "0s".to_string()
+    } else if ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1_000 == 0 {
+        format!("{}s", ms / 1_000)
+    } else {
+        format!("{ms}ms")
     }
 }

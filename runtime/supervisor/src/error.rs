@@ -57,6 +57,47 @@ pub mod fault {
     }
 }
 
+/// The only XML-RPC methods this crate calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `supervisor.getProcessInfo`
+    GetProcessInfo,
+    /// `supervisor.startProcess`
+    StartProcess,
+    /// `supervisor.stopProcess`
+    StopProcess,
+    /// `supervisor.signalProcess`
+    SignalProcess,
+}
+
+impl Method {
+    /// The XML-RPC method name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::GetProcessInfo => "supervisor.getProcessInfo",
+            Method::StartProcess => "supervisor.startProcess",
+            Method::StopProcess => "supervisor.stopProcess",
+            Method::SignalProcess => "supervisor.signalProcess",
+        }
+    }
+
+    /// The operator's word for it.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Method::GetProcessInfo => "status",
+            Method::StartProcess => "start",
+            Method::StopProcess => "stop",
+            Method::SignalProcess => "signal",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything that can go wrong talking to supervisord.
 ///
 /// Every variant that comes from a call names the server (as its `serverurl`), so the
@@ -103,7 +144,7 @@ pub enum Error {
         /// The server URL.
         server: String,
         /// The XML-RPC method being called.
-        method: &'static str,
+        method: Method,
         /// The underlying error.
         #[source]
         source: io::Error,
@@ -114,7 +155,7 @@ pub enum Error {
         /// The server URL.
         server: String,
         /// The XML-RPC method being called.
-        method: &'static str,
+        method: Method,
         /// The timeout that expired.
         timeout: Duration,
     },
@@ -134,17 +175,17 @@ pub enum Error {
         /// The server URL.
         server: String,
         /// The XML-RPC method being called.
-        method: &'static str,
+        method: Method,
         /// What was wrong with it.
         what: String,
     },
     /// supervisord answered with an XML-RPC fault.
-    #[error("supervisord at {server}: {}", FaultSentence { code: *code, name, message, process, method, detail })]
+    #[error("supervisord at {server}: {}", FaultSentence { code: *code, name, message, process, method: *method, detail })]
     Fault {
         /// The server URL.
         server: String,
         /// The XML-RPC method that faulted.
-        method: &'static str,
+        method: Method,
         /// The program name the call was about.
         process: String,
         /// The numeric fault code (see [`fault`]).
@@ -172,19 +213,10 @@ impl Error {
 fn http_hint(status: u16) -> &'static str {
     match status {
         401 => " (check the supervisor username/password)",
-        404 => " (is this supervisord's XML-RPC interface? [rpcinterface:supervisor] must be configured)",
+        404 => {
+            " (is this supervisord's XML-RPC interface? [rpcinterface:supervisor] must be configured)"
+        }
         _ => "",
-    }
-}
-
-/// The operator's word for an XML-RPC method.
-fn verb(method: &str) -> &str {
-    match method {
-        "supervisor.getProcessInfo" => "status",
-        "supervisor.startProcess" => "start",
-        "supervisor.stopProcess" => "stop",
-        "supervisor.signalProcess" => "signal",
-        other => other,
     }
 }
 
@@ -194,7 +226,7 @@ struct FaultSentence<'a> {
     name: &'a str,
     message: &'a str,
     process: &'a str,
-    method: &'a str,
+    method: Method,
     detail: &'a Option<String>,
 }
 
@@ -207,19 +239,20 @@ impl fmt::Display for FaultSentence<'_> {
             BAD_SIGNAL => write!(f, "bad signal for {p:?}")?,
             NO_FILE => write!(f, "cannot start {p:?}: its command was not found")?,
             NOT_EXECUTABLE => write!(f, "cannot start {p:?}: its command is not executable")?,
-            FAILED => write!(f, "{} of {p:?} failed", verb(self.method))?,
-            ABNORMAL_TERMINATION => {
-                write!(f, "could not start {p:?}: it exited before it was fully started")?
-            }
+            FAILED => write!(f, "{} of {p:?} failed", self.method.verb())?,
+            ABNORMAL_TERMINATION => write!(
+                f,
+                "could not start {p:?}: it exited before it was fully started"
+            )?,
             SPAWN_ERROR => write!(f, "could not start {p:?}")?,
             ALREADY_STARTED => write!(f, "{p:?} is already started")?,
             NOT_RUNNING => write!(f, "{p:?} is not running")?,
             SHUTDOWN_STATE => write!(
                 f,
                 "{} of {p:?} refused: supervisord is shutting down",
-                verb(self.method)
+                self.method.verb()
             )?,
-            _ => write!(f, "{} of {p:?} failed", verb(self.method))?,
+            _ => write!(f, "{} of {p:?} failed", self.method.verb())?,
         }
         write!(f, " ({})", self.name)?;
         // supervisord's faultString is "NAME" or "NAME: extra"; the extra is worth showing
@@ -254,7 +287,7 @@ impl CallError {
     pub(crate) fn into_error(
         self,
         server: &str,
-        method: &'static str,
+        method: Method,
         process: &str,
         timeout: Duration,
     ) -> Error {

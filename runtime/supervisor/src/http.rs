@@ -228,8 +228,7 @@ pub(crate) fn basic_auth(user: &str, password: &str) -> String {
 }
 
 fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for group in input.chunks(3) {
         let b = [
@@ -309,13 +308,19 @@ mod tests {
     #[tokio::test]
     async fn enforces_the_size_cap() {
         let big = format!("HTTP/1.0 200 OK\r\n\r\n{}", "x".repeat(101));
-        assert!(matches!(read(big.as_bytes(), 100).await, Err(CallError::Malformed(m)) if m.contains("larger than 100")));
+        assert!(
+            matches!(read(big.as_bytes(), 100).await, Err(CallError::Malformed(m)) if m.contains("larger than 100"))
+        );
         let declared = b"HTTP/1.0 200 OK\r\nContent-Length: 101\r\n\r\n";
-        assert!(matches!(read(declared, 100).await, Err(CallError::Malformed(m)) if m.contains("larger than 100")));
+        assert!(
+            matches!(read(declared, 100).await, Err(CallError::Malformed(m)) if m.contains("larger than 100"))
+        );
         let exact = format!("HTTP/1.0 200 OK\r\n\r\n{}", "x".repeat(100));
         assert_eq!(read(exact.as_bytes(), 100).await.unwrap().len(), 100);
         let endless_head = format!("HTTP/1.0 200 OK\r\n{}", "X-A: b\r\n".repeat(10_000));
-        assert!(matches!(read(endless_head.as_bytes(), 100).await, Err(CallError::Malformed(m)) if m.contains("head longer")));
+        assert!(
+            matches!(read(endless_head.as_bytes(), 100).await, Err(CallError::Malformed(m)) if m.contains("head longer"))
+        );
     }
 
     #[tokio::test]
@@ -328,8 +333,12 @@ mod tests {
             read(b"HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\nshort", 100).await,
             Err(CallError::Malformed(m)) if m.contains("truncated")
         ));
-        assert!(matches!(read(b"", 100).await, Err(CallError::Malformed(m)) if m.contains("without an answer")));
-        assert!(matches!(read(b"SSH-2.0-OpenSSH\r\n\r\n", 100).await, Err(CallError::Malformed(m)) if m.contains("status line")));
+        assert!(
+            matches!(read(b"", 100).await, Err(CallError::Malformed(m)) if m.contains("without an answer"))
+        );
+        assert!(
+            matches!(read(b"SSH-2.0-OpenSSH\r\n\r\n", 100).await, Err(CallError::Malformed(m)) if m.contains("status line"))
+        );
         assert!(matches!(
             read(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 100).await,
             Err(CallError::Malformed(m)) if m.contains("chunked")

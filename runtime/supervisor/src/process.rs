@@ -212,14 +212,23 @@ mod tests {
             ]),
             ProcessState::Fatal
         );
-        assert_eq!(with(vec![("state", Value::Int(12345))]), ProcessState::Unknown);
+        assert_eq!(
+            with(vec![("state", Value::Int(12345))]),
+            ProcessState::Unknown
+        );
         assert_eq!(with(vec![]), ProcessState::Unknown);
     }
 
     #[test]
     fn rejects_wrong_types() {
         assert!(info(&[("name", Value::Int(1))]).is_err());
-        assert!(info(&[("name", Value::String("w".into())), ("pid", Value::String("1".into()))]).is_err());
+        assert!(
+            info(&[
+                ("name", Value::String("w".into())),
+                ("pid", Value::String("1".into()))
+            ])
+            .is_err()
+        );
         assert!(info(&[]).is_err());
         assert!(ProcessInfo::from_value(&Value::Bool(true)).is_err());
     }

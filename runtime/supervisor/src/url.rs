@@ -56,7 +56,9 @@ impl ServerUrl {
                     return Err(invalid("a port is required (http://host:port)"));
                 };
                 if host.contains(':') {
-                    return Err(invalid("IPv6 hosts must be in brackets (http://[::1]:port)"));
+                    return Err(invalid(
+                        "IPv6 hosts must be in brackets (http://[::1]:port)",
+                    ));
                 }
                 (host, port)
             };

@@ -142,14 +142,16 @@ fn parse_tree(xml: &str) -> Result<Elem, CallError> {
     let xml_err = |e: quick_xml::Error| malformed(format!("invalid XML: {e}"));
     loop {
         let event = reader.read_event().map_err(xml_err)?;
+        let is_empty = matches!(event, Event::Empty(_));
         let finished = match event {
             Event::Start(start) | Event::Empty(start) => {
-                let is_empty = matches!(event, Event::Empty(_));
                 if root.is_some() {
                     return Err(malformed("content after the document element"));
                 }
                 if stack.len() >= MAX_DEPTH {
-                    return Err(malformed(format!("nested deeper than {MAX_DEPTH} elements")));
+                    return Err(malformed(format!(
+                        "nested deeper than {MAX_DEPTH} elements"
+                    )));
                 }
                 let name = std::str::from_utf8(start.name().as_ref())
                     .map_err(|_| malformed("element name is not UTF-8"))?
@@ -222,7 +224,11 @@ fn decode_value(value: &Elem) -> Result<Value, CallError> {
         // XML-RPC: a <value> without a type element is a string, whitespace included.
         (None, _) => return Ok(Value::String(value.text())),
         (Some(e), None) if !value.has_significant_text() => e,
-        _ => return Err(malformed("<value> must hold one typed element or plain text")),
+        _ => {
+            return Err(malformed(
+                "<value> must hold one typed element or plain text",
+            ));
+        }
     };
     let scalar_text = |e: &Elem| -> Result<String, CallError> {
         if e.elems().next().is_some() {
@@ -359,7 +365,11 @@ mod tests {
     fn encodes_and_escapes_parameters() {
         let xml = encode_call(
             "supervisor.startProcess",
-            &[Param::Str("a<b>&\"c'"), Param::Bool(true), Param::Bool(false)],
+            &[
+                Param::Str("a<b>&\"c'"),
+                Param::Bool(true),
+                Param::Bool(false),
+            ],
         );
         assert_eq!(
             xml,
@@ -404,15 +414,23 @@ mod tests {
         assert_eq!(v.member("pid"), Some(&Value::Int(4242)));
         assert_eq!(
             v.member("description"),
-            Some(&Value::String("pid 4242, uptime 0:00:03 & <more> \u{e9}".into()))
+            Some(&Value::String(
+                "pid 4242, uptime 0:00:03 & <more> \u{e9}".into()
+            ))
         );
-        assert_eq!(v.member("bare"), Some(&Value::String("  spaced text ".into())));
+        assert_eq!(
+            v.member("bare"),
+            Some(&Value::String("  spaced text ".into()))
+        );
         assert_eq!(v.member("empty"), Some(&Value::String(String::new())));
         assert_eq!(v.member("i4"), Some(&Value::Int(-7)));
         assert_eq!(v.member("ok"), Some(&Value::Bool(true)));
         assert_eq!(
             v.member("list"),
-            Some(&Value::Array(vec![Value::Int(1), Value::String("two".into())]))
+            Some(&Value::Array(vec![
+                Value::Int(1),
+                Value::String("two".into())
+            ]))
         );
         assert_eq!(v.member("nil"), Some(&Value::Nil));
         assert_eq!(v.member("dbl"), Some(&Value::Double(1.5)));
@@ -436,8 +454,10 @@ mod tests {
         assert!(malformed_msg("").contains("empty document"));
         assert!(malformed_msg("<methodResponse>").contains("ends inside"));
         assert!(malformed_msg("<methodCall/>").contains("expected <methodResponse>"));
-        assert!(malformed_msg("<methodResponse><params></params></methodResponse>")
-            .contains("exactly one <param>"));
+        assert!(
+            malformed_msg("<methodResponse><params></params></methodResponse>")
+                .contains("exactly one <param>")
+        );
         assert!(malformed_msg(
             "<methodResponse><params><param><value><int>x</int></value></param></params></methodResponse>"
         )
@@ -454,12 +474,17 @@ mod tests {
             "<methodResponse><params><param><value>&bogus;</value></param></params></methodResponse>"
         )
         .contains("unknown entity"));
-        assert!(malformed_msg("<methodResponse><params></wrong></methodResponse>").contains("invalid XML"));
+        assert!(
+            malformed_msg("<methodResponse><params></wrong></methodResponse>")
+                .contains("invalid XML")
+        );
         assert!(malformed_msg("<methodResponse/><extra/>").contains("after the document element"));
-        assert!(malformed_msg(
-            "<methodResponse><fault><value><struct></struct></value></fault></methodResponse>"
-        )
-        .contains("faultCode"));
+        assert!(
+            malformed_msg(
+                "<methodResponse><fault><value><struct></struct></value></fault></methodResponse>"
+            )
+            .contains("faultCode")
+        );
         assert!(malformed_msg(
             "<methodResponse><params><param><value><struct><member><name>a</name></member></struct></value></param></params></methodResponse>"
         )

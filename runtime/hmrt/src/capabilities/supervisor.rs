@@ -32,8 +32,14 @@ impl HostState {
         let request = async {
             match verb {
                 Verb::Status => client.status(&program).await,
-                Verb::Start => client.start(&program).await,
-                Verb::Stop => client.stop(&program).await,
+                Verb::Start => match client.start(&program).await {
+                    Ok(()) => client.status(&program).await,
+                    Err(e) => Err(e),
+                },
+                Verb::Stop => match client.stop(&program).await {
+                    Ok(_) => client.status(&program).await,
+                    Err(e) => Err(e),
+                },
                 Verb::Restart => client.restart(&program).await,
             }
         };

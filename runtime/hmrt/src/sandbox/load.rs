@@ -159,7 +159,7 @@ impl Sandbox {
             let Some((interface, version)) = contract_interface(name) else {
                 continue;
             };
-            if !matches!(item, ComponentItem::ComponentInstance(_)) {
+            if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
                 continue;
             }
             let found = match interface {

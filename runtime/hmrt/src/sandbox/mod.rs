@@ -26,7 +26,7 @@ use crate::capabilities::{Backends, CallContext, Denial};
 pub use bindings::check::exports::hmrt::plugin::check_plugin::CheckResult;
 pub use bindings::types::{Capability as DeclaredCapability, Metric, Need, PluginInfo, Status};
 pub(crate) use host::{Deadline, HostState};
-pub use load::{LoadError, Plugin, PluginKind};
+pub use load::{CONTRACT_VERSION, LoadError, Plugin, PluginKind};
 
 /// How often the epoch advances: the granularity of CPU deadlines and of a guest's yields.
 const EPOCH_TICK: Duration = Duration::from_millis(5);

@@ -1,0 +1,121 @@
+//! `hmrt validate`: everything that can be known before running. The config (by the config
+//! crate), the plugins (loadable, right world and version), the names tasks use, each plugin's
+//! own verdict on its config, and whether the task's grants cover what the plugin says that
+//! config needs. Every finding names a file, and a line where there is one.
+
+use hmrt_config::{Config, ConfigError, Grants, Location, PluginConfig};
+
+use crate::registry::Registry;
+use crate::sandbox::{Need, Sandbox, TaskCall};
+use crate::tasks::{Bound, BoundTask, bind};
+
+/// Everything wrong with `config` and the plugins it uses, one message per finding.
+pub async fn validate(config: &Config, sandbox: &Sandbox, registry: &Registry) -> Vec<String> {
+    let mut findings: Vec<String> = registry.problems().iter().map(|p| p.to_string()).collect();
+    let tasks = match bind(config, registry) {
+        Ok(tasks) => tasks,
+        Err(errors) => {
+            findings.extend(errors.iter().map(ToString::to_string));
+            return findings;
+        }
+    };
+    for task in &tasks {
+        findings.extend(validate_task(sandbox, task).await.iter().map(ToString::to_string));
+    }
+    findings
+}
+
+async fn validate_task(sandbox: &Sandbox, task: &BoundTask) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let name = task.name();
+    if let Bound::Ready(entry) = &task.check {
+        errors.extend(
+            validate_call(sandbox, &entry.plugin, &task.check_call, &task.config.config, &task.config.check_location, "config", "grants")
+                .await
+                .into_iter()
+                .map(|e| e.in_task(name)),
+        );
+    }
+    if let (Some((Bound::Ready(entry), call)), Some(action)) = (&task.action, &task.config.on_failure) {
+        errors.extend(
+            validate_call(sandbox, &entry.plugin, call, &action.config, &action.location, "on_failure.config", "on_failure.grants")
+                .await
+                .into_iter()
+                .map(|e| e.in_task(name)),
+        );
+    }
+    errors
+}
+
+async fn validate_call(
+    sandbox: &Sandbox,
+    plugin: &crate::sandbox::Plugin,
+    call: &TaskCall,
+    config: &PluginConfig,
+    fallback: &Location,
+    config_key: &str,
+    grants_key: &str,
+) -> Vec<ConfigError> {
+    let table = config.location("").unwrap_or(fallback);
+    let needs = match sandbox.validate(plugin, call).await {
+        Err(e) => {
+            return vec![ConfigError::new(table.clone(), config_key, format!("the plugin's validate {e}"))];
+        }
+        Ok(Err(message)) => return vec![ConfigError::new(table.clone(), config_key, message)],
+        Ok(Ok(needs)) => needs,
+    };
+    let mut errors = Vec::new();
+    for need in needs {
+        if let Some(problem) = uncovered(&need, &call.grants) {
+            // Point at the config value the need came from when there is one.
+            let value = match &need {
+                Need::Http(v) | Need::Exec(v) | Need::Supervisor(v) | Need::Tcp(v) => v,
+            };
+            let (location, key) = match find_value(config, value) {
+                Some((pointer, location)) => (location, format!("{config_key}{}", pointer.replace('/', "."))),
+                None => (table.clone(), config_key.to_string()),
+            };
+            errors.push(ConfigError::new(location, key, format!("{problem} ({grants_key})")));
+        }
+    }
+    errors
+}
+
+fn find_value(config: &PluginConfig, wanted: &str) -> Option<(String, Location)> {
+    config.locations.iter().find_map(|(pointer, location)| {
+        (config.value.pointer(pointer)?.as_str()? == wanted).then(|| (pointer.clone(), location.clone()))
+    })
+}
+
+/// Why `grants` do not cover `need`, or `None` when they do.
+fn uncovered(need: &Need, grants: &Grants) -> Option<String> {
+    match need {
+        Need::Http(raw) => match url::Url::parse(raw) {
+            Err(e) => Some(format!("{raw:?} is not a valid URL: {e}")),
+            Ok(url) if grants.http.allows(&url) => None,
+            Ok(url) => Some(format!(
+                "{raw} is not covered by the task's http grants (it needs the origin {}://{}:{})",
+                url.scheme(),
+                url.host_str().unwrap_or(""),
+                url.port_or_known_default().unwrap_or(0)
+            )),
+        },
+        Need::Exec(program) => grants
+            .exec
+            .resolve(program)
+            .is_none()
+            .then(|| format!("program {program:?} is not in the task's exec grants")),
+        Need::Supervisor(program) => (!grants.supervisor.allows(program))
+            .then(|| format!("supervisord program {program:?} is not in the supervisor grants")),
+        Need::Tcp(address) => {
+            let parsed = address
+                .rsplit_once(':')
+                .and_then(|(host, port)| Some((host.trim_matches(['[', ']']), port.parse::<u16>().ok()?)));
+            match parsed {
+                None => Some(format!("{address:?} is not a host:port address")),
+                Some((host, port)) if grants.tcp.allows(host, port) => None,
+                Some(_) => Some(format!("{address} is not in the task's tcp grants")),
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The plugins directory: third-party plugins by file stem, clear errors for what cannot load,
+//! and no silent shadowing of built-ins.
+
+use crate::support::{HttpServer, Workspace, hmrt};
+
+#[test]
+fn plugins_list_shows_builtins_and_names_each_broken_file() {
+    let ws = Workspace::new();
+    ws.plugin("json-health", hmrt_test_artifacts::JSON_HEALTH);
+    ws.plugin("old", hmrt_test_artifacts::OLD_WIT);
+    ws.plugin("http", hmrt_test_artifacts::HOSTILE);
+    ws.write_plugin_bytes("notwasm", b"#!/bin/sh\necho hi\n");
+    let dir = ws.path().join("plugins");
+    let (code, stdout, stderr) = hmrt(&["plugins", "list", "--dir", dir.to_str().expect("utf-8")]);
+    assert_ne!(code, 0, "broken files make the listing fail");
+    for builtin in ["http", "command", "tcp", "supervisor-restart", "json-health"] {
+        assert!(stdout.lines().any(|l| l.starts_with(builtin)), "{builtin} missing from:\n{stdout}");
+    }
+    assert!(stderr.contains("old.wasm") && stderr.contains("hmrt:plugin@0.0.1"), "{stderr}");
+    assert!(stderr.contains("http.wasm") && stderr.contains("built-in"), "{stderr}");
+    assert!(stderr.contains("notwasm.wasm") && stderr.contains("not a WebAssembly file"), "{stderr}");
+}
+
+#[test]
+fn plugins_inspect_says_what_a_plugin_is_and_may_touch() {
+    let (code, stdout, stderr) = hmrt(&["plugins", "inspect", "--json", hmrt_test_artifacts::JSON_HEALTH]);
+    assert_eq!(code, 0, "{stderr}");
+    let value: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(value["kind"], "check");
+    assert_eq!(value["name"], "json-health");
+    assert_eq!(value["capabilities"], serde_json::json!(["http"]));
+    let imports = value["imports"].as_array().expect("imports");
+    assert!(imports.iter().any(|i| i == "hmrt:plugin/http@0.1.0"), "{imports:?}");
+
+    let (code, _, stderr) = hmrt(&["plugins", "inspect", hmrt_test_artifacts::OLD_WIT]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("built against hmrt:plugin@0.0.1") && stderr.contains("speaks hmrt:plugin@0.1.0"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_party_check_runs_and_a_broken_plugin_does_not_stop_other_tasks() {
+    let server = HttpServer::start().await;
+    let ws = Workspace::new();
+    ws.plugin("json-health", hmrt_test_artifacts::JSON_HEALTH);
+    ws.plugin("old", hmrt_test_artifacts::OLD_WIT);
+    let config = ws.config(&format!(
+        r#"
+[[task]]
+name = "third-party"
+check = "json-health"
+config = {{ url = "{url}", pointer = "/status", equals = "ok" }}
+grants = {{ http = ["{origin}"] }}
+
+[[task]]
+name = "uses-broken"
+check = "old"
+
+[[task]]
+name = "builtin"
+check = "http"
+config = {{ url = "{plain}" }}
+grants = {{ http = ["{origin}"] }}
+"#,
+        url = server.url("/json"),
+        plain = server.url("/"),
+        origin = server.origin(),
+    ));
+    let (code, stdout, stderr) = hmrt(&["check", "--json", config.to_str().expect("utf-8")]);
+    let rows: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let status = |task: &str| -> (String, String) {
+        let row = rows.as_array().expect("rows").iter().find(|r| r["task"] == task).expect("row");
+        (row["status"].as_str().unwrap_or("").into(), row["message"].as_str().unwrap_or("").into())
+    };
+    assert_eq!(status("builtin").0, "healthy", "{stdout}");
+    assert_eq!(status("third-party").0, "healthy", "{stdout}");
+    let (broken, why) = status("uses-broken");
+    assert_eq!(broken, "unknown");
+    assert!(why.contains("old.wasm") && why.contains("0.0.1"), "{why}");
+    assert_eq!(code, 3, "the worst status (unknown) decides the exit code");
+}

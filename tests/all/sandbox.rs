@@ -1,0 +1,172 @@
+//! Hostile and careless plugins, each a guest built for the test (tests/guests/hostile): every
+//! one is contained with a clear reason, and a well-behaved task keeps running on time.
+
+use std::time::{Duration, SystemTime};
+
+use hmrt::events::Event;
+
+use crate::support::{HttpServer, RunningDaemon, Workspace, of_task, transition};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plugins_are_contained_and_others_keep_their_schedule() {
+    let granted = HttpServer::start().await;
+    let not_granted = HttpServer::start().await;
+    let ws = Workspace::new();
+    ws.plugin("hostile", hmrt_test_artifacts::HOSTILE);
+    let config = ws.load(&format!(
+        r#"
+[defaults]
+interval = "300ms"
+timeout = "1s"
+failure_threshold = 1
+memory = "32MiB"
+
+[[task]]
+name = "steady"
+check = "http"
+interval = "100ms"
+config = {{ url = "{ok_url}" }}
+grants = {{ http = ["{ok_origin}"] }}
+
+[[task]]
+name = "http-denied"
+check = "hostile"
+config = {{ mode = "http", url = "{bad_url}" }}
+grants = {{ http = ["{ok_origin}"] }}
+
+[[task]]
+name = "spin"
+check = "hostile"
+timeout = "500ms"
+config = {{ mode = "spin" }}
+
+[[task]]
+name = "alloc"
+check = "hostile"
+config = {{ mode = "alloc" }}
+
+[[task]]
+name = "panic"
+check = "hostile"
+config = {{ mode = "panic", message = "the check blew up on purpose" }}
+
+[[task]]
+name = "exec-denied"
+check = "hostile"
+config = {{ mode = "exec", program = "true" }}
+
+[[task]]
+name = "restart-denied"
+check = "hostile"
+program = "web"
+config = {{ mode = "restart", program = "db" }}
+grants = {{ supervisor = ["web"] }}
+"#,
+        ok_url = granted.url("/"),
+        ok_origin = granted.origin(),
+        bad_url = not_granted.url("/"),
+    ));
+    let daemon = RunningDaemon::start(config).await;
+    let t0 = SystemTime::now();
+    let cases = [
+        ("http-denied", vec!["denied", &format!("http origin http://127.0.0.1:{}", not_granted.port)]),
+        ("spin", vec!["timed out after 500ms"]),
+        ("alloc", vec!["memory limit of 32 MiB"]),
+        ("panic", vec!["the check blew up on purpose"]),
+        ("exec-denied", vec!["denied", "exec program \"true\""]),
+        ("restart-denied", vec!["denied", "supervisor program \"db\""]),
+    ];
+    for (task, fragments) in &cases {
+        let (_, reason) = daemon
+            .wait_for(Duration::from_secs(10), &format!("{task} unhealthy"), |events| {
+                transition(events, task, "unhealthy", t0)
+            })
+            .await;
+        for fragment in fragments {
+            assert!(reason.contains(fragment), "{task}: reason {reason:?} should contain {fragment:?}");
+        }
+    }
+    // Let every hostile task run a few more times, then look at the steady task's rhythm.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let events = daemon.events();
+    daemon.stop().await;
+
+    let steady: Vec<SystemTime> = of_task(&events, "steady")
+        .filter_map(|(at, e)| match e {
+            Event::CheckFinished { status, .. } => {
+                assert_eq!(status, "healthy", "the steady task stays healthy");
+                Some(*at)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(steady.len() >= 15, "steady ran only {} times", steady.len());
+    let worst_gap = steady
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).unwrap_or_default())
+        .max()
+        .unwrap_or_default();
+    assert!(
+        worst_gap < Duration::from_millis(350),
+        "the steady task (interval 100ms) waited {worst_gap:?} between two checks while hostile plugins ran"
+    );
+    for (task, _) in &cases {
+        let runs = of_task(&events, task).filter(|(_, e)| matches!(e, Event::CheckFinished { .. })).count();
+        assert!(runs >= 2, "{task} ran {runs} times: a hostile plugin must not stop its own schedule either");
+    }
+    // Denied calls are published as events, named by task.
+    for task in ["http-denied", "exec-denied", "restart-denied"] {
+        assert!(
+            of_task(&events, task).any(|(_, e)| matches!(e, Event::CallDenied { .. })),
+            "{task}: no call-denied event"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_an_origin_not_granted_is_denied() {
+    let server = HttpServer::start().await;
+    let elsewhere = HttpServer::start().await;
+    let ws = Workspace::new();
+    let config = ws.load(&format!(
+        r#"
+[[task]]
+name = "redirected"
+check = "http"
+config = {{ url = "{url}" }}
+grants = {{ http = ["{origin}"] }}
+"#,
+        url = server.url(&format!("/redirect-out/{}", elsewhere.port)),
+        origin = server.origin(),
+    ));
+    let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
+    let tasks = hmrt::tasks::bind(&config, &registry).ok().expect("bind");
+    let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else { panic!("http check missing") };
+    let outcome = sandbox.check(&entry.plugin, &tasks[0].check_call).await;
+    let message = outcome.message();
+    assert_eq!(outcome.status(), hmrt::sandbox::Status::Unhealthy, "{message}");
+    assert!(message.contains("denied"), "{message}");
+    assert!(message.contains(&format!("127.0.0.1:{}", elsewhere.port)), "{message}");
+    assert_eq!(outcome.report.denials.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_flooding_stdout_is_cut_and_the_check_still_answers() {
+    let ws = Workspace::new();
+    ws.plugin("hostile", hmrt_test_artifacts::HOSTILE);
+    let config = ws.load(
+        r#"
+[[task]]
+name = "flood"
+check = "hostile"
+timeout = "5s"
+config = { mode = "stdout-flood" }
+"#,
+    );
+    let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
+    let tasks = hmrt::tasks::bind(&config, &registry).ok().expect("bind");
+    let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else { panic!("hostile missing") };
+    let outcome = sandbox.check(&entry.plugin, &tasks[0].check_call).await;
+    assert!(outcome.report.stdout.len() <= 16 * 1024, "stdout kept {} bytes", outcome.report.stdout.len());
+    assert!(outcome.report.elapsed < Duration::from_secs(5), "took {:?}", outcome.report.elapsed);
+}

@@ -1,0 +1,193 @@
+//! What the tests share: configs in temp dirs, an in-process daemon with an event recorder,
+//! and loopback HTTP servers.
+
+#![allow(dead_code)]
+
+#[path = "../../support/supervisord.rs"]
+pub mod supervisord;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use hmrt::events::{Event, Events, Recorder};
+use hmrt_config::Config;
+
+/// A temp dir with a `tasks.toml` and a `plugins/` dir.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("plugins")).expect("plugins dir");
+        Workspace { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Copies a built guest into `plugins/NAME.wasm`.
+    pub fn plugin(&self, name: &str, wasm: &str) -> &Workspace {
+        std::fs::copy(wasm, self.path().join("plugins").join(format!("{name}.wasm"))).expect("copy plugin");
+        self
+    }
+
+    pub fn write_plugin_bytes(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.path().join("plugins").join(format!("{name}.wasm")), bytes).expect("write plugin");
+    }
+
+    /// Writes `tasks.toml` and returns its path.
+    pub fn config(&self, text: &str) -> PathBuf {
+        let path = self.path().join("tasks.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    pub fn load(&self, text: &str) -> Config {
+        let path = self.config(text);
+        Config::load(&path, std::env::var_os("PATH").as_deref()).unwrap_or_else(|e| panic!("config does not load:\n{e}"))
+    }
+}
+
+/// A daemon running in this process, with every event recorded.
+pub struct RunningDaemon {
+    pub recorder: Arc<Recorder>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<()>,
+    pub started: SystemTime,
+}
+
+impl RunningDaemon {
+    pub async fn start(config: Config) -> RunningDaemon {
+        let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
+        for problem in registry.problems() {
+            eprintln!("plugin problem: {problem}");
+        }
+        let tasks = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|errors| {
+            panic!("bind: {}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
+        });
+        let recorder = Arc::new(Recorder::default());
+        let events = Events::new(vec![recorder.clone(), Arc::new(hmrt::events::LogSubscriber)]);
+        let daemon = hmrt::daemon::Daemon::new(config, sandbox, tasks, events).expect("daemon");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            daemon
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("daemon run");
+        });
+        RunningDaemon {
+            recorder,
+            stop: Some(stop),
+            handle,
+            started: SystemTime::now(),
+        }
+    }
+
+    pub fn events(&self) -> Vec<(SystemTime, Event)> {
+        self.recorder.events()
+    }
+
+    /// Polls the recorded events until `find` returns something, or panics after `timeout`
+    /// with the events seen so far.
+    pub async fn wait_for<T>(&self, timeout: Duration, what: &str, mut find: impl FnMut(&[(SystemTime, Event)]) -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let events = self.events();
+            if let Some(found) = find(&events) {
+                return found;
+            }
+            if Instant::now() >= deadline {
+                let dump: Vec<String> = events.iter().map(|(_, e)| format!("{e:?}")).collect();
+                panic!("timed out after {timeout:?} waiting for {what}; events:\n{}", dump.join("\n"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), &mut self.handle)
+            .await
+            .expect("daemon stops within 30 s")
+            .expect("daemon task");
+    }
+}
+
+/// Events about `task`, with their times.
+pub fn of_task<'a>(events: &'a [(SystemTime, Event)], task: &'a str) -> impl Iterator<Item = &'a (SystemTime, Event)> + 'a {
+    events.iter().filter(move |(_, e)| e.task() == Some(task))
+}
+
+/// The time and reason of the first transition of `task` to `to` after `after`.
+pub fn transition(events: &[(SystemTime, Event)], task: &str, to: &str, after: SystemTime) -> Option<(SystemTime, String)> {
+    of_task(events, task).find_map(|(at, e)| match e {
+        Event::StateChanged { to: t, reason, .. } if t == to && *at >= after => Some((*at, reason.clone())),
+        _ => None,
+    })
+}
+
+/// A loopback HTTP server: `GET /` answers 200 "ok"; `GET /json` a JSON health document;
+/// `GET /status/N` answers N; `GET /redirect-out/PORT` redirects to another local port.
+pub struct HttpServer {
+    pub port: u16,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpServer {
+    pub async fn start() -> HttpServer {
+        use axum::extract::Path as UrlPath;
+        use axum::http::StatusCode;
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route("/", get(|| async { "ok" }))
+            .route(
+                "/json",
+                get(|| async { ([("content-type", "application/json")], r#"{"status":"ok","checks":3}"#) }),
+            )
+            .route(
+                "/status/{code}",
+                get(|UrlPath(code): UrlPath<u16>| async move {
+                    (StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST), "status")
+                }),
+            )
+            .route("/redirect-out/{port}", get(|UrlPath(port): UrlPath<u16>| async move {
+                (StatusCode::FOUND, [("location", format!("http://127.0.0.1:{port}/"))], "")
+            }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        HttpServer { port, _task: task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Runs an `hmrt` subcommand as a process and returns (exit code, stdout, stderr).
+pub fn hmrt(args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hmrt"))
+        .args(args)
+        .env("HMRT_LOG", "warn")
+        .output()
+        .expect("run hmrt");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
