@@ -68,8 +68,9 @@ grants = {{ supervisor = ["web"] }}
     ));
     let daemon = RunningDaemon::start(config).await;
     let t0 = SystemTime::now();
+    let denied_origin = format!("http origin http://127.0.0.1:{}", not_granted.port);
     let cases = [
-        ("http-denied", vec!["denied", &format!("http origin http://127.0.0.1:{}", not_granted.port)]),
+        ("http-denied", vec!["denied", denied_origin.as_str()]),
         ("spin", vec!["timed out after 500ms"]),
         ("alloc", vec!["memory limit of 32 MiB"]),
         ("panic", vec!["the check blew up on purpose"]),

@@ -14,10 +14,10 @@ fn main() {
 }
 
 fn run() -> Result<(), Error> {
-    let manifest_dir = PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").ok_or(Error::MissingEnv("CARGO_MANIFEST_DIR"))?,
-    );
-    let root = manifest_dir.join("../..");
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").ok_or(Error::MissingEnv("CARGO_MANIFEST_DIR"))?;
+    let root = Path::new(&manifest_dir).join("../..");
+    let root = std::fs::canonicalize(&root).map_err(|source| Error::Io { path: root, source })?;
     let builder = Builder::from_env()?
         .watch(root.join("wit"))
         .watch(root.join("tests/guests"));

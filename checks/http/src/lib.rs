@@ -4,7 +4,7 @@
 use exports::hmrt::plugin::check_plugin::{CheckResult, Guest};
 use hmrt::plugin::http::{self, Request};
 use hmrt::plugin::types::{Capability, HostError, Metric, Need, PluginInfo, Status, Task};
-use hmrt_guest_support::{Config, millis_u32, one_line, show_duration};
+use hmrt_guest_support::{Config, millis_u32, one_line, show_duration, show_micros_as_ms};
 use std::time::Duration;
 
 wit_bindgen::generate!({ world: "check", path: "../../wit" });
@@ -167,7 +167,11 @@ impl Guest for Http {
                 unit: String::new(),
             },
         ];
-        let got = format!("{what} returned {} in {latency_ms:.0} ms", response.status);
+        let got = format!(
+            "{what} returned {} in {}",
+            response.status,
+            show_micros_as_ms(response.elapsed_us)
+        );
         if !s.status_ok(response.status) {
             let msg = format!("{got}, expected {}", s.expected());
             return result(Status::Unhealthy, msg, metrics);

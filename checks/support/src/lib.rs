@@ -183,13 +183,20 @@ pub fn one_line(text: &str, max_chars: usize) -> String {
     cut
 }
 
-/// `Duration` as a short human string for messages (`"500ms"`, `"2.5s"`).
+/// `d` as a short human string for messages (`"500ms"`, `"5s"`, `"1500ms"`). Integer
+/// arithmetic only: float formatting would add tens of KB to every guest that uses it.
 pub fn show_duration(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
+    let ms = d.as_millis();
+    if ms >= 1000 && ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
     } else {
-        format!("{}s", d.as_secs_f64())
+        format!("{ms}ms")
     }
+}
+
+/// `micros` as milliseconds with one decimal (`"12.3 ms"`), without float formatting.
+pub fn show_micros_as_ms(micros: u64) -> String {
+    format!("{}.{} ms", micros / 1000, micros % 1000 / 100)
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -261,6 +268,15 @@ mod tests {
         assert!(c.required_string("g").unwrap_err().contains("`g`"));
         assert_eq!(c.duration("g"), Ok(None));
         assert_eq!(c.strings("g"), Ok(vec![]));
+    }
+
+    #[test]
+    fn shown_durations() {
+        assert_eq!(show_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(show_duration(Duration::from_secs(5)), "5s");
+        assert_eq!(show_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(show_micros_as_ms(12_345), "12.3 ms");
+        assert_eq!(show_micros_as_ms(999), "0.9 ms");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use exports::hmrt::plugin::check_plugin::{CheckResult, Guest};
 use hmrt::plugin::tcp;
 use hmrt::plugin::types::{Capability, HostError, Metric, Need, PluginInfo, Status, Task};
-use hmrt_guest_support::{Config, millis_u32, show_duration};
+use hmrt_guest_support::{Config, millis_u32, show_duration, show_micros_as_ms};
 use std::time::Duration;
 
 wit_bindgen::generate!({ world: "check", path: "../../wit" });
@@ -99,7 +99,11 @@ impl Guest for Tcp {
             }
         };
         let connect_ms = elapsed_us as f64 / 1000.0;
-        let took = format!("connected to {} in {connect_ms:.1} ms", s.address);
+        let took = format!(
+            "connected to {} in {}",
+            s.address,
+            show_micros_as_ms(elapsed_us)
+        );
         let (status, message) = match s.degraded_after {
             Some(limit) if Duration::from_micros(elapsed_us) > limit => (
                 Status::Degraded,

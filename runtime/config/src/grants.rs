@@ -104,9 +104,7 @@ pub(crate) fn parse_http_origin(text: &str) -> Result<(String, String, u16), Str
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "{text:?} has a query or fragment; {SHAPE}"
-        ));
+        return Err(format!("{text:?} has a query or fragment; {SHAPE}"));
     }
     let host = url
         .host_str()
@@ -334,7 +332,8 @@ mod tests {
         assert!(!g.allows(&url("http://example.com/a")));
         assert_eq!(g.origins[1].port, 443);
         assert_eq!(
-            g.origin_for(&url("https://example.com/")).map(|o| o.host.as_str()),
+            g.origin_for(&url("https://example.com/"))
+                .map(|o| o.host.as_str()),
             Some("example.com")
         );
     }
@@ -353,7 +352,11 @@ mod tests {
         ] {
             assert!(parse_http_origin(bad).is_err(), "{bad} accepted");
         }
-        assert!(parse_http_origin("http://h/health").unwrap_err().contains("a grant is an origin"));
+        assert!(
+            parse_http_origin("http://h/health")
+                .unwrap_err()
+                .contains("a grant is an origin")
+        );
     }
 
     #[test]
@@ -362,8 +365,13 @@ mod tests {
             parse_tcp_endpoint("DB.local:5432").unwrap(),
             ("db.local".to_string(), 5432)
         );
-        assert_eq!(parse_tcp_endpoint("[::1]:80").unwrap(), ("::1".to_string(), 80));
-        for bad in ["db", "db:", "db:0", "db:65536", ":80", "::1:80", "[::1]", "a b:1"] {
+        assert_eq!(
+            parse_tcp_endpoint("[::1]:80").unwrap(),
+            ("::1".to_string(), 80)
+        );
+        for bad in [
+            "db", "db:", "db:0", "db:65536", ":80", "::1:80", "[::1]", "a b:1",
+        ] {
             assert!(parse_tcp_endpoint(bad).is_err(), "{bad} accepted");
         }
         let g = TcpGrants {
@@ -400,18 +408,39 @@ mod tests {
             std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
             std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
         }
-        let path_env = std::env::join_paths(["relative/dir", dir.path().to_str().unwrap()]).unwrap();
+        let path_env =
+            std::env::join_paths(["relative/dir", dir.path().to_str().unwrap()]).unwrap();
         assert_eq!(resolve_exec("tool", Some(&path_env)).unwrap(), bin);
-        assert!(resolve_exec("tool", None).unwrap_err().contains("PATH is not set"));
-        assert!(resolve_exec("missing", Some(&path_env)).unwrap_err().contains("not found in PATH"));
+        assert!(
+            resolve_exec("tool", None)
+                .unwrap_err()
+                .contains("PATH is not set")
+        );
+        assert!(
+            resolve_exec("missing", Some(&path_env))
+                .unwrap_err()
+                .contains("not found in PATH")
+        );
         assert_eq!(resolve_exec(bin.to_str().unwrap(), None).unwrap(), bin);
-        assert!(resolve_exec("./tool", Some(&path_env)).unwrap_err().contains("relative path"));
+        assert!(
+            resolve_exec("./tool", Some(&path_env))
+                .unwrap_err()
+                .contains("relative path")
+        );
         #[cfg(unix)]
         {
             assert!(resolve_exec("plain", Some(&path_env)).is_err());
-            assert!(resolve_exec(plain.to_str().unwrap(), None).unwrap_err().contains("not executable"));
+            assert!(
+                resolve_exec(plain.to_str().unwrap(), None)
+                    .unwrap_err()
+                    .contains("not executable")
+            );
         }
-        assert!(resolve_exec(dir.path().to_str().unwrap(), None).unwrap_err().contains("not a file"));
+        assert!(
+            resolve_exec(dir.path().to_str().unwrap(), None)
+                .unwrap_err()
+                .contains("not a file")
+        );
 
         let g = ExecGrants {
             programs: vec![ExecProgram {

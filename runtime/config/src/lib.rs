@@ -9,6 +9,8 @@
 //! Unknown keys are errors everywhere. Durations are humane strings (`"250ms"`, `"5s"`, `"1h"`),
 //! memory sizes are `"512KiB"`, `"64MiB"`, `"1GiB"`, `"10MB"` (decimal) or a plain integer of bytes.
 
+#![warn(missing_docs)]
+
 mod error;
 mod grants;
 mod parse;
@@ -86,7 +88,11 @@ impl Config {
 
     /// Resolves the config `text`, as if read from `file`: errors name `file`, and relative
     /// paths (`plugins_dir`, `state_dir`) are resolved against `file`'s directory.
-    pub fn parse(text: &str, file: &Path, path_env: Option<&OsStr>) -> Result<Config, ConfigErrors> {
+    pub fn parse(
+        text: &str,
+        file: &Path,
+        path_env: Option<&OsStr>,
+    ) -> Result<Config, ConfigErrors> {
         parse::parse(text, file, path_env)
     }
 
@@ -210,13 +216,19 @@ pub struct ActionConfig {
 
 /// A plugin's `config` table as JSON (always an object; TOML datetimes become RFC 3339 strings),
 /// with where each value is written.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PluginConfig {
     /// The table as a JSON object.
     pub value: serde_json::Value,
     /// Where each value is written, by JSON pointer (`""` the table itself, `"/url"`,
     /// `"/headers/0"`).
     pub locations: BTreeMap<String, Location>,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig::empty()
+    }
 }
 
 impl PluginConfig {

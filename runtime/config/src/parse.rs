@@ -78,7 +78,11 @@ pub(crate) fn parse(
             Some(span) => lines.locate(&span),
             None => Location::whole_file(file),
         };
-        ConfigError::new(location, "", format!("TOML syntax: {}", e.message().trim_end()))
+        ConfigError::new(
+            location,
+            "",
+            format!("TOML syntax: {}", e.message().trim_end()),
+        )
     })?;
     let mut parser = Parser {
         file,
@@ -401,11 +405,21 @@ impl<'a> Parser<'a> {
         let span = value.span();
         match i64::from_str_radix(int.as_str(), int.radix()) {
             Ok(n) if n < min => {
-                self.error(&span, &table.scope, key, format!("must be at least {min} (found {n})"));
+                self.error(
+                    &span,
+                    &table.scope,
+                    key,
+                    format!("must be at least {min} (found {n})"),
+                );
                 None
             }
             Ok(n) if n > max => {
-                self.error(&span, &table.scope, key, format!("must be at most {max} (found {n})"));
+                self.error(
+                    &span,
+                    &table.scope,
+                    key,
+                    format!("must be at most {max} (found {n})"),
+                );
                 None
             }
             Ok(n) => Some(At { v: n, span }),
@@ -445,7 +459,12 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn duration(&mut self, table: &Table<'_, '_>, key: &str, positive: Positive) -> Option<At<Duration>> {
+    fn duration(
+        &mut self,
+        table: &Table<'_, '_>,
+        key: &str,
+        positive: Positive,
+    ) -> Option<At<Duration>> {
         let value = table.get(key)?;
         let DeValue::String(text) = value.get_ref() else {
             self.type_error(value, &table.scope, key, "a duration string such as \"5s\"");
@@ -454,7 +473,12 @@ impl<'a> Parser<'a> {
         let span = value.span();
         match parse_duration(text) {
             Ok(d) if d.is_zero() && matches!(positive, Positive::NonZero) => {
-                self.error(&span, &table.scope, key, format!("must be longer than 0 (found {text:?})"));
+                self.error(
+                    &span,
+                    &table.scope,
+                    key,
+                    format!("must be longer than 0 (found {text:?})"),
+                );
                 None
             }
             Ok(v) => Some(At { v, span }),
@@ -470,10 +494,19 @@ impl<'a> Parser<'a> {
         let span = value.span();
         let size = match value.get_ref() {
             DeValue::String(text) => parse_size(text),
-            DeValue::Integer(int) => u64::from_str_radix(int.as_str(), int.radix())
-                .map_err(|_| format!("invalid size {}: must be a positive number of bytes", int.as_str())),
+            DeValue::Integer(int) => u64::from_str_radix(int.as_str(), int.radix()).map_err(|_| {
+                format!(
+                    "invalid size {}: must be a positive number of bytes",
+                    int.as_str()
+                )
+            }),
             _ => {
-                self.type_error(value, &table.scope, key, "a size such as \"64MiB\" or a number of bytes");
+                self.type_error(
+                    value,
+                    &table.scope,
+                    key,
+                    "a size such as \"64MiB\" or a number of bytes",
+                );
                 return None;
             }
         };
@@ -550,13 +583,15 @@ impl<'a> Parser<'a> {
                 max_concurrency: DEFAULT_MAX_CONCURRENCY,
             },
         };
-        let supervisor = self.table(&top, "supervisor").and_then(|t| self.supervisor(&t));
+        let supervisor = self
+            .table(&top, "supervisor")
+            .and_then(|t| self.supervisor(&t));
         let defaults = match self.table(&top, "defaults") {
             Some(t) => {
                 self.check_keys(&t, SETTING_KEYS, |key| {
-                    TASK_ONLY_KEYS.contains(&key).then(|| {
-                        "cannot be set in [defaults]; set it in each [[task]]".to_string()
-                    })
+                    TASK_ONLY_KEYS
+                        .contains(&key)
+                        .then(|| "cannot be set in [defaults]; set it in each [[task]]".to_string())
                 });
                 self.settings(&t, true)
             }
@@ -577,10 +612,12 @@ impl<'a> Parser<'a> {
         self.check_keys(t, RUNTIME_KEYS, |_| None);
         let plugins_dir = self.path(t, "plugins_dir", "plugins");
         let state_dir = self.path(t, "state_dir", "state");
-        let listen = self.string(t, "listen").and_then(|s| match s.v.parse::<SocketAddr>() {
-            Ok(addr) => Some(addr),
-            Err(_) => {
-                self.error(
+        let listen = self
+            .string(t, "listen")
+            .and_then(|s| match s.v.parse::<SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    self.error(
                     &s.span,
                     &t.scope,
                     "listen",
@@ -589,9 +626,9 @@ impl<'a> Parser<'a> {
                         s.v
                     ),
                 );
-                None
-            }
-        });
+                    None
+                }
+            });
         let max_concurrency = self
             .integer(t, "max_concurrency", 1, i64::from(u32::MAX))
             .and_then(|n| usize::try_from(n.v).ok())
@@ -624,7 +661,12 @@ impl<'a> Parser<'a> {
     }
 
     fn settings(&mut self, t: &Table<'_, '_>, from_defaults: bool) -> Settings {
-        fn val<T>(t: &Table<'_, '_>, key: &str, at: Option<At<T>>, from_defaults: bool) -> Option<Val<T>> {
+        fn val<T>(
+            t: &Table<'_, '_>,
+            key: &str,
+            at: Option<At<T>>,
+            from_defaults: bool,
+        ) -> Option<Val<T>> {
             at.map(|at| Val {
                 v: at.v,
                 span: at.span,
@@ -634,13 +676,43 @@ impl<'a> Parser<'a> {
         }
         let d = from_defaults;
         let mut s = Settings {
-            interval: val(t, "interval", self.duration(t, "interval", Positive::NonZero), d),
-            timeout: val(t, "timeout", self.duration(t, "timeout", Positive::NonZero), d),
-            failure_threshold: val(t, "failure_threshold", self.u32_at_least(t, "failure_threshold", 1), d),
-            success_threshold: val(t, "success_threshold", self.u32_at_least(t, "success_threshold", 1), d),
-            failure_window: val(t, "failure_window", self.u32_at_least(t, "failure_window", 1), d),
+            interval: val(
+                t,
+                "interval",
+                self.duration(t, "interval", Positive::NonZero),
+                d,
+            ),
+            timeout: val(
+                t,
+                "timeout",
+                self.duration(t, "timeout", Positive::NonZero),
+                d,
+            ),
+            failure_threshold: val(
+                t,
+                "failure_threshold",
+                self.u32_at_least(t, "failure_threshold", 1),
+                d,
+            ),
+            success_threshold: val(
+                t,
+                "success_threshold",
+                self.u32_at_least(t, "success_threshold", 1),
+                d,
+            ),
+            failure_window: val(
+                t,
+                "failure_window",
+                self.u32_at_least(t, "failure_window", 1),
+                d,
+            ),
             memory: val(t, "memory", self.memory(t, "memory"), d),
-            start_period: val(t, "start_period", self.duration(t, "start_period", Positive::ZeroAllowed), d),
+            start_period: val(
+                t,
+                "start_period",
+                self.duration(t, "start_period", Positive::ZeroAllowed),
+                d,
+            ),
             restart: RestartSettings::default(),
             flapping: None,
         };
@@ -650,7 +722,12 @@ impl<'a> Parser<'a> {
                 if f.v >= 1.0 {
                     Some(f)
                 } else {
-                    self.error(&f.span, &r.scope, "factor", format!("must be at least 1 (found {})", f.v));
+                    self.error(
+                        &f.span,
+                        &r.scope,
+                        "factor",
+                        format!("must be at least 1 (found {})", f.v),
+                    );
                     None
                 }
             });
@@ -668,21 +745,56 @@ impl<'a> Parser<'a> {
                 }
             });
             s.restart = RestartSettings {
-                backoff: val(&r, "backoff", self.duration(&r, "backoff", Positive::ZeroAllowed), d),
-                max_backoff: val(&r, "max_backoff", self.duration(&r, "max_backoff", Positive::ZeroAllowed), d),
+                backoff: val(
+                    &r,
+                    "backoff",
+                    self.duration(&r, "backoff", Positive::ZeroAllowed),
+                    d,
+                ),
+                max_backoff: val(
+                    &r,
+                    "max_backoff",
+                    self.duration(&r, "max_backoff", Positive::ZeroAllowed),
+                    d,
+                ),
                 factor: val(&r, "factor", factor, d),
                 jitter: val(&r, "jitter", jitter, d),
-                max_restarts: val(&r, "max_restarts", self.u32_at_least(&r, "max_restarts", 0), d),
-                window: val(&r, "window", self.duration(&r, "window", Positive::NonZero), d),
-                reset_after: val(&r, "reset_after", self.duration(&r, "reset_after", Positive::ZeroAllowed), d),
-                rearm_after: val(&r, "rearm_after", self.duration(&r, "rearm_after", Positive::NonZero), d),
+                max_restarts: val(
+                    &r,
+                    "max_restarts",
+                    self.u32_at_least(&r, "max_restarts", 0),
+                    d,
+                ),
+                window: val(
+                    &r,
+                    "window",
+                    self.duration(&r, "window", Positive::NonZero),
+                    d,
+                ),
+                reset_after: val(
+                    &r,
+                    "reset_after",
+                    self.duration(&r, "reset_after", Positive::ZeroAllowed),
+                    d,
+                ),
+                rearm_after: val(
+                    &r,
+                    "rearm_after",
+                    self.duration(&r, "rearm_after", Positive::NonZero),
+                    d,
+                ),
             };
         }
         if let Some(f) = self.table(t, "flapping") {
             self.check_keys(&f, FLAPPING_KEYS, |_| None);
             s.flapping = Some(FlappingSettings {
                 changes: val(&f, "changes", self.u32_at_least(&f, "changes", 1), d),
-                window: val(&f, "window", self.duration(&f, "window", Positive::NonZero), d),
+                window: val(
+                    &f,
+                    "window",
+                    self.duration(&f, "window", Positive::NonZero),
+                    d,
+                ),
                 span: f.span.clone(),
                 key: f.scope.prefix.clone(),
             });
@@ -722,16 +834,29 @@ impl<'a> Parser<'a> {
     }
 
     /// `"3 (line 7)"`, `"3 ([defaults], line 4)"` or `"3 (built-in default)"`.
-    fn describe<T: Copy>(&self, val: Option<&Val<T>>, builtin: T, show: impl Fn(T) -> String) -> String {
+    fn describe<T: Copy>(
+        &self,
+        val: Option<&Val<T>>,
+        builtin: T,
+        show: impl Fn(T) -> String,
+    ) -> String {
         match val {
-            Some(v) if v.from_defaults => format!("{} ([defaults], line {})", show(v.v), self.line(&v.span)),
+            Some(v) if v.from_defaults => {
+                format!("{} ([defaults], line {})", show(v.v), self.line(&v.span))
+            }
             Some(v) => format!("{} (line {})", show(v.v), self.line(&v.span)),
             None => format!("{} (built-in default)", show(builtin)),
         }
     }
 
     /// Reports a conflict between `a` and `b` at `a` if this pass may report at it, else at `b`.
-    fn report_pair<T>(&mut self, pass: &Pass<'_>, a: Option<&Val<T>>, b: Option<&Val<T>>, message: String) {
+    fn report_pair<T>(
+        &mut self,
+        pass: &Pass<'_>,
+        a: Option<&Val<T>>,
+        b: Option<&Val<T>>,
+        message: String,
+    ) {
         let (wanted_defaults, scope) = match pass {
             Pass::Defaults => (true, Scope::root()),
             Pass::Task(scope) => (false, (*scope).clone()),
@@ -847,7 +972,11 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn on_failure(&mut self, t: &Table<'_, '_>, program: Option<&At<String>>) -> Option<ActionConfig> {
+    fn on_failure(
+        &mut self,
+        t: &Table<'_, '_>,
+        program: Option<&At<String>>,
+    ) -> Option<ActionConfig> {
         let value = t.get("on_failure")?;
         match value.get_ref() {
             DeValue::String(action) => {
@@ -955,7 +1084,10 @@ impl<'a> Parser<'a> {
                             &span,
                             scope,
                             key,
-                            format!("{} cannot be passed to a plugin (JSON has no inf or nan)", f.as_str()),
+                            format!(
+                                "{} cannot be passed to a plugin (JSON has no inf or nan)",
+                                f.as_str()
+                            ),
                         );
                         J::Null
                     }
@@ -968,7 +1100,13 @@ impl<'a> Parser<'a> {
                     .iter()
                     .enumerate()
                     .map(|(i, item)| {
-                        self.json(item, scope, &format!("{key}[{i}]"), &format!("{pointer}/{i}"), locations)
+                        self.json(
+                            item,
+                            scope,
+                            &format!("{key}[{i}]"),
+                            &format!("{pointer}/{i}"),
+                            locations,
+                        )
                     })
                     .collect(),
             ),
@@ -1046,7 +1184,10 @@ impl<'a> Parser<'a> {
                         &name.span,
                         &task.scope,
                         "name",
-                        format!("duplicate task name {:?} (first defined at line {first_line})", name.v),
+                        format!(
+                            "duplicate task name {:?} (first defined at line {first_line})",
+                            name.v
+                        ),
                     );
                 }
                 None => {
@@ -1090,13 +1231,33 @@ impl<'a> Parser<'a> {
                 }
             }
             let policy = policy_config(PolicyParts {
-                failure_threshold: pick_or(&s.failure_threshold, &d.failure_threshold, builtin.failure_threshold),
-                success_threshold: pick_or(&s.success_threshold, &d.success_threshold, builtin.success_threshold),
+                failure_threshold: pick_or(
+                    &s.failure_threshold,
+                    &d.failure_threshold,
+                    builtin.failure_threshold,
+                ),
+                success_threshold: pick_or(
+                    &s.success_threshold,
+                    &d.success_threshold,
+                    builtin.success_threshold,
+                ),
                 failure_window: pick(&s.failure_window, &d.failure_window).map(|v| v.v),
                 backoff,
-                max_restarts: pick_or(&s.restart.max_restarts, &d.restart.max_restarts, builtin.max_restarts),
-                restart_window: pick_or(&s.restart.window, &d.restart.window, builtin.restart_window),
-                reset_after: pick_or(&s.restart.reset_after, &d.restart.reset_after, builtin.reset_after),
+                max_restarts: pick_or(
+                    &s.restart.max_restarts,
+                    &d.restart.max_restarts,
+                    builtin.max_restarts,
+                ),
+                restart_window: pick_or(
+                    &s.restart.window,
+                    &d.restart.window,
+                    builtin.restart_window,
+                ),
+                reset_after: pick_or(
+                    &s.restart.reset_after,
+                    &d.restart.reset_after,
+                    builtin.reset_after,
+                ),
                 rearm_after: pick(&s.restart.rearm_after, &d.restart.rearm_after)
                     .map(|v| v.v)
                     .or(builtin.rearm_after),
@@ -1133,8 +1294,14 @@ impl<'a> Parser<'a> {
             (Some(t), d) => (t, d.as_ref()),
             (None, Some(d)) => (d, None),
         };
-        let changes = table.changes.as_ref().or(other.and_then(|o| o.changes.as_ref()));
-        let window = table.window.as_ref().or(other.and_then(|o| o.window.as_ref()));
+        let changes = table
+            .changes
+            .as_ref()
+            .or(other.and_then(|o| o.changes.as_ref()));
+        let window = table
+            .window
+            .as_ref()
+            .or(other.and_then(|o| o.window.as_ref()));
         for (field, present) in [("changes", changes.is_some()), ("window", window.is_some())] {
             if !present {
                 let key = format!("{}.{field}", table.key);
@@ -1179,6 +1346,11 @@ impl<'a> Parser<'a> {
                 }
                 let edge = *next;
                 *next += 1;
+                // A name listed twice is reported elsewhere; following it twice would report
+                // the same cycle twice.
+                if deps[..edge].iter().any(|d| d.v == deps[edge].v) {
+                    continue;
+                }
                 let Some(&target) = by_name.get(&deps[edge].v) else {
                     continue;
                 };
@@ -1192,7 +1364,9 @@ impl<'a> Parser<'a> {
                         let names: Vec<String> = path[from..]
                             .iter()
                             .chain(std::iter::once(&(target, 0)))
-                            .filter_map(|&(n, _)| raw[n].name.as_ref().map(|name| format!("{:?}", name.v)))
+                            .filter_map(|&(n, _)| {
+                                raw[n].name.as_ref().map(|name| format!("{:?}", name.v))
+                            })
                             .collect();
                         found.push((node, edge, names.join(" -> ")));
                     }

@@ -4,9 +4,7 @@ use std::time::Duration;
 
 /// A humane duration: `"250ms"`, `"5s"`, `"1h 30m"`.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| {
-        format!("invalid duration {text:?}: {e} (write it as \"250ms\", \"5s\", \"10m\" or \"1h\")")
-    })
+    humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))
 }
 
 /// A memory size: digits, then optionally a unit: `B`, decimal `KB` `MB` `GB` `TB`, binary
@@ -33,7 +31,11 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "gib" => 1 << 30,
         "tib" => 1 << 40,
-        unit => return Err(format!("invalid size {text:?}: unknown unit {unit:?}; {shape}")),
+        unit => {
+            return Err(format!(
+                "invalid size {text:?}: unknown unit {unit:?}; {shape}"
+            ));
+        }
     };
     number
         .checked_mul(multiplier)
@@ -87,7 +89,15 @@ mod tests {
         assert_eq!(parse_size("10 mb"), Ok(10_000_000));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert_eq!(parse_size("7B"), Ok(7));
-        for bad in ["", "MiB", "1.5GiB", "-1", "12 parsecs", "99999999999TiB", "1e3"] {
+        for bad in [
+            "",
+            "MiB",
+            "1.5GiB",
+            "-1",
+            "12 parsecs",
+            "99999999999TiB",
+            "1e3",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -177,6 +177,18 @@ const ERROR_CASES: &[(&str, &str, &str)] = &[
         "tasks.toml:4:15: task \"a\": depends_on[0]: dependency cycle: \"a\" -> \"a\"",
     ),
     (
+        "depends_on lists a task twice",
+        "[[task]]\nname = \"db\"\ncheck = \"tcp\"\n\n[[task]]\nname = \"web\"\ncheck = \"http\"\ndepends_on = [\"db\", \"db\"]\n",
+        "tasks.toml:8:21: task \"web\": depends_on[1]: \"db\" is listed twice (also depends_on[0])",
+    ),
+    (
+        "a longer cycle is reported once, where it closes",
+        "[[task]]\nname = \"a\"\ncheck = \"h\"\ndepends_on = [\"b\"]\n\
+         [[task]]\nname = \"b\"\ncheck = \"h\"\ndepends_on = [\"c\"]\n\
+         [[task]]\nname = \"c\"\ncheck = \"h\"\ndepends_on = [\"a\"]\n",
+        "tasks.toml:12:15: task \"c\": depends_on[0]: dependency cycle: \"a\" -> \"b\" -> \"c\" -> \"a\"",
+    ),
+    (
         "http grant with a path",
         "[[task]]\nname = \"web\"\ncheck = \"http\"\ngrants = { http = [\"http://127.0.0.1:18080/health\"] }\n",
         "tasks.toml:4:20: task \"web\": grants.http[0]: \"http://127.0.0.1:18080/health\" has a path (\"/health\"); a grant is an origin",
@@ -314,6 +326,32 @@ fn error_cases() {
 }
 
 #[test]
+fn each_cycle_is_reported_once() {
+    let text = "\
+[[task]]
+name = \"a\"
+check = \"h\"
+depends_on = [\"b\"]
+[[task]]
+name = \"b\"
+check = \"h\"
+depends_on = [\"c\"]
+[[task]]
+name = \"c\"
+check = \"h\"
+depends_on = [\"a\", \"a\", \"b\"]
+";
+    assert_eq!(
+        load_err(text),
+        [
+            "tasks.toml:12:15: task \"c\": depends_on[0]: dependency cycle: \"a\" -> \"b\" -> \"c\" -> \"a\"",
+            "tasks.toml:12:20: task \"c\": depends_on[1]: \"a\" is listed twice (also depends_on[0])",
+            "tasks.toml:12:25: task \"c\": depends_on[2]: dependency cycle: \"b\" -> \"c\" -> \"b\"",
+        ]
+    );
+}
+
+#[test]
 fn all_errors_are_collected_in_one_pass_in_file_order() {
     let text = "\
 [runtime]
@@ -341,12 +379,22 @@ depends_on = [\"nothere\"]
         .collect();
     assert_eq!(
         heads,
-        ["2:10", "3:1", "8:12", "9:22", "9:36", "10:20", "10:42", "12:1", "14:15"],
+        [
+            "2:10", "3:1", "8:12", "9:22", "9:36", "10:20", "10:42", "12:1", "14:15"
+        ],
         "{}",
         errors.join("\n")
     );
-    assert!(errors[7].contains("task \"db\": check: missing required key"), "{}", errors[7]);
-    assert!(errors[8].contains("unknown task \"nothere\""), "{}", errors[8]);
+    assert!(
+        errors[7].contains("task \"db\": check: missing required key"),
+        "{}",
+        errors[7]
+    );
+    assert!(
+        errors[8].contains("unknown task \"nothere\""),
+        "{}",
+        errors[8]
+    );
 }
 
 #[test]
@@ -377,11 +425,20 @@ restart = { backoff = "1s", max_backoff = "5m", max_restarts = 5, window = "1h" 
     assert_eq!(config.file, fx.file());
     assert_eq!(config.runtime.plugins_dir, fx.dir.path().join("plugins"));
     assert_eq!(config.runtime.state_dir, PathBuf::from("/var/lib/hmrt"));
-    assert_eq!(config.runtime.listen, Some("127.0.0.1:9187".parse().unwrap()));
+    assert_eq!(
+        config.runtime.listen,
+        Some("127.0.0.1:9187".parse().unwrap())
+    );
     assert_eq!(config.runtime.max_concurrency, 16);
     let supervisor = config.supervisor.as_ref().unwrap();
-    assert_eq!(supervisor.serverurl, ServerUrl::Unix("/tmp/supervisor.sock".into()));
-    assert_eq!((supervisor.location.line, supervisor.location.column), (8, 13));
+    assert_eq!(
+        supervisor.serverurl,
+        ServerUrl::Unix("/tmp/supervisor.sock".into())
+    );
+    assert_eq!(
+        (supervisor.location.line, supervisor.location.column),
+        (8, 13)
+    );
 
     assert_eq!(config.tasks.len(), 1);
     let web = config.task("web").unwrap();
@@ -389,20 +446,33 @@ restart = { backoff = "1s", max_backoff = "5m", max_restarts = 5, window = "1h" 
     assert_eq!(web.check, "http");
     assert_eq!((web.location.line, web.location.column), (10, 1));
     assert_eq!((web.name_location.line, web.name_location.column), (11, 8));
-    assert_eq!((web.check_location.line, web.check_location.column), (13, 9));
+    assert_eq!(
+        (web.check_location.line, web.check_location.column),
+        (13, 9)
+    );
     assert_eq!(web.interval, Duration::from_secs(5));
     assert_eq!(web.timeout, Duration::from_secs(2));
     assert_eq!(web.memory, DEFAULT_MEMORY);
-    assert_eq!(web.config.value, json!({ "url": "http://127.0.0.1:18080/health" }));
+    assert_eq!(
+        web.config.value,
+        json!({ "url": "http://127.0.0.1:18080/health" })
+    );
     let url_at = web.config.location("/url").unwrap();
     assert_eq!((url_at.line, url_at.column), (18, 18));
 
     let health = Url::parse("http://127.0.0.1:18080/health").unwrap();
     assert!(web.grants.http.allows(&health));
-    assert!(!web.grants.http.allows(&Url::parse("http://127.0.0.1:18081/").unwrap()));
+    assert!(
+        !web.grants
+            .http
+            .allows(&Url::parse("http://127.0.0.1:18081/").unwrap())
+    );
     assert_eq!(web.grants.http.origins[0].location.line, 19);
     assert!(web.grants.exec.programs.is_empty());
-    assert!(web.grants.supervisor.programs.is_empty(), "the check gets no implied grants");
+    assert!(
+        web.grants.supervisor.programs.is_empty(),
+        "the check gets no implied grants"
+    );
 
     let action = web.on_failure.as_ref().unwrap();
     assert_eq!(action.action, "supervisor-restart");
@@ -561,12 +631,23 @@ grants = { supervisor = ["web", "worker"], http = ["https://alerts.example"] }
 "#;
     let (_fx, config) = load_ok(text);
     let short = config.task("short").unwrap().on_failure.as_ref().unwrap();
-    let names: Vec<&str> = short.grants.supervisor.programs.iter().map(|p| p.name.as_str()).collect();
+    let names: Vec<&str> = short
+        .grants
+        .supervisor
+        .programs
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
     assert_eq!(names, ["web"]);
     assert_eq!(short.grants.supervisor.programs[0].location.line, 6);
     assert!(short.grants.http.origins.is_empty() && short.grants.exec.programs.is_empty());
 
-    let bare = config.task("short-no-program").unwrap().on_failure.as_ref().unwrap();
+    let bare = config
+        .task("short-no-program")
+        .unwrap()
+        .on_failure
+        .as_ref()
+        .unwrap();
     assert!(bare.grants.is_empty());
 
     let table = config.task("table").unwrap();
@@ -578,10 +659,20 @@ grants = { supervisor = ["web", "worker"], http = ["https://alerts.example"] }
     assert_eq!((action.location.line, action.location.column), (17, 25));
     assert!(table.policy.has_action);
 
-    let explicit = config.task("table-grants").unwrap().on_failure.as_ref().unwrap();
+    let explicit = config
+        .task("table-grants")
+        .unwrap()
+        .on_failure
+        .as_ref()
+        .unwrap();
     assert!(explicit.grants.supervisor.allows("worker"));
     assert!(explicit.grants.supervisor.allows("web"));
-    assert!(explicit.grants.http.allows(&Url::parse("https://alerts.example/hook").unwrap()));
+    assert!(
+        explicit
+            .grants
+            .http
+            .allows(&Url::parse("https://alerts.example/hook").unwrap())
+    );
     assert_eq!(explicit.location.line, 25);
 }
 
@@ -616,7 +707,10 @@ fn grants_of_every_kind() {
     );
     let (_fx, config) = load_ok(&text);
     let g = &config.tasks[0].grants;
-    assert!(g.http.allows(&Url::parse("https://example.com:443/x?y").unwrap()));
+    assert!(
+        g.http
+            .allows(&Url::parse("https://example.com:443/x?y").unwrap())
+    );
     assert!(g.http.allows(&Url::parse("http://[::1]:8080/x").unwrap()));
     assert!(!g.http.allows(&Url::parse("http://example.com/").unwrap()));
     assert!(g.supervisor.allows("web") && !g.supervisor.allows("Web"));
@@ -654,8 +748,13 @@ fn check_config_becomes_json_with_locations() {
 
 #[test]
 fn relative_and_absolute_runtime_paths() {
-    let (fx, config) = load_ok("[runtime]\nplugins_dir = \"ext/plugins\"\nstate_dir = \"/srv/hmrt\"\nmax_concurrency = 3\n");
-    assert_eq!(config.runtime.plugins_dir, fx.dir.path().join("ext/plugins"));
+    let (fx, config) = load_ok(
+        "[runtime]\nplugins_dir = \"ext/plugins\"\nstate_dir = \"/srv/hmrt\"\nmax_concurrency = 3\n",
+    );
+    assert_eq!(
+        config.runtime.plugins_dir,
+        fx.dir.path().join("ext/plugins")
+    );
     assert_eq!(config.runtime.state_dir, Path::new("/srv/hmrt"));
     assert_eq!(config.runtime.max_concurrency, 3);
 
@@ -677,7 +776,10 @@ fn supervisor_over_http() {
     }
     assert_eq!(s.username.as_deref(), Some("u"));
     assert_eq!(s.password.as_deref(), Some("secret"));
-    assert!(!format!("{s:?}").contains("secret"), "the password leaks through Debug");
+    assert!(
+        !format!("{s:?}").contains("secret"),
+        "the password leaks through Debug"
+    );
 }
 
 #[test]
@@ -685,7 +787,10 @@ fn files_that_cannot_be_read() {
     let fx = Fixture::new();
     let missing = fx.dir.path().join("missing.toml");
     let e = Config::load(&missing, None).unwrap_err();
-    assert!(e.to_string().starts_with(&format!("{}: cannot read the config", missing.display())));
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{}: cannot read the config", missing.display()))
+    );
 
     std::fs::write(fx.file(), b"[runtime]\nlisten = \"\xff\"\n").unwrap();
     let e = Config::load(&fx.file(), None).unwrap_err();
@@ -706,5 +811,8 @@ fn the_host_makes_errors_that_read_the_same() {
     .in_task(&web.name);
     let shown = error.to_string();
     let shown = shown.rsplit('/').next().unwrap();
-    assert_eq!(shown, "tasks.toml:3:9: task \"web\": check: unknown check \"http\"");
+    assert_eq!(
+        shown,
+        "tasks.toml:3:9: task \"web\": check: unknown check \"http\""
+    );
 }

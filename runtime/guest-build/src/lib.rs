@@ -355,7 +355,11 @@ impl Builder {
         // Our stdout is read by cargo as build-script directives; the nested build's output
         // belongs on stderr, which cargo shows when the build script fails.
         cmd.stdout(Stdio::from(io::stderr()));
-        let command = format!("{cmd:?}");
+        let command = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
         eprintln!("running: {command}");
         let status = cmd.status().map_err(|source| Error::Spawn {
             command: command.clone(),

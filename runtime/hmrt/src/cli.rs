@@ -370,7 +370,7 @@ async fn plugins_inspect(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
         }
     };
     let info = plugin.info();
-    let capabilities: Vec<String> = info.capabilities.iter().map(|c| format!("{c:?}").to_lowercase()).collect();
+    let capabilities: Vec<&str> = info.capabilities.iter().map(|c| crate::sandbox::capability_name(*c)).collect();
     if json {
         let value = serde_json::json!({
             "file": file,

@@ -131,7 +131,10 @@ impl PolicyConfig {
         if !(b.factor.is_finite() && b.factor >= 1.0) {
             return problem(
                 "backoff.factor",
-                format!("{} must be a number of at least 1 (a backoff never shrinks)", b.factor),
+                format!(
+                    "{} must be a number of at least 1 (a backoff never shrinks)",
+                    b.factor
+                ),
             );
         }
         if !(b.jitter.is_finite() && (0.0..=1.0).contains(&b.jitter)) {
@@ -198,7 +201,10 @@ pub fn check_dependencies(configs: &BTreeMap<String, PolicyConfig>) -> Result<()
         // The current path, each entry with the index of the next dependency to visit.
         let mut path: Vec<(&str, usize)> = vec![(root.as_str(), 0)];
         while let Some(&mut (node, ref mut next)) = path.last_mut() {
-            let deps = configs.get(node).map(|c| c.depends_on.as_slice()).unwrap_or(&[]);
+            let deps = configs
+                .get(node)
+                .map(|c| c.depends_on.as_slice())
+                .unwrap_or(&[]);
             if let Some(dep) = deps.get(*next) {
                 *next += 1;
                 let dep = dep.as_str();

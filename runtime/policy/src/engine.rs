@@ -252,15 +252,22 @@ impl Engine {
     }
 
     fn task(&self, task: &str) -> Result<&Task, PolicyError> {
-        self.tasks.get(task).ok_or_else(|| PolicyError::UnknownTask {
-            task: task.to_string(),
-        })
+        self.tasks
+            .get(task)
+            .ok_or_else(|| PolicyError::UnknownTask {
+                task: task.to_string(),
+            })
     }
 
     /// Runs `f` on the task (which must exist) between two updates of the dependency holds: the
     /// first catches up on anything not yet decided (the first call, a restore), the second
     /// follows the change `f` made.
-    fn run(&mut self, task: &str, now: Timestamp, f: impl FnOnce(&mut Task, &mut Out<'_>)) -> Vec<Decision> {
+    fn run(
+        &mut self,
+        task: &str,
+        now: Timestamp,
+        f: impl FnOnce(&mut Task, &mut Out<'_>),
+    ) -> Vec<Decision> {
         let mut list = Vec::new();
         self.update_holds(now, &mut list);
         if let Some(t) = self.tasks.get_mut(task) {

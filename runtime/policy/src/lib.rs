@@ -9,6 +9,21 @@
 //! returns the [`Decision`]s it took, in order. [`Engine::export`] and [`Engine::restore`] carry
 //! the whole state across a restart of the daemon.
 //!
+//! ```
+//! use std::collections::BTreeMap;
+//! use hmrt_policy::{DecisionKind, Engine, PolicyConfig, State, Status, Timestamp};
+//!
+//! let web = PolicyConfig { failure_threshold: 2, has_action: true, ..PolicyConfig::default() };
+//! let mut engine = Engine::new(BTreeMap::from([("web".to_string(), web)]), 42)?;
+//! engine.observe("web", Timestamp(1_000), Status::Unhealthy, "connection refused")?;
+//! let decisions = engine.observe("web", Timestamp(6_000), Status::Unhealthy, "connection refused")?;
+//! assert!(decisions.iter().any(|d| d.kind == DecisionKind::Act { attempt: 1 }));
+//! // The caller runs the action, then reports how it went.
+//! engine.action_finished("web", Timestamp(7_000), Ok("restarted".into()))?;
+//! assert_eq!(engine.state("web").map(|s| s.state()), Some(State::Unknown));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Rules, and the choices made where the design left room
 //!
 //! - Results: `healthy` and `degraded` are passes, `unhealthy` a failure, `unknown` neutral (it
@@ -43,6 +58,8 @@
 //!   change (the hysteresis: entering needs many changes, leaving needs none for a window).
 //! - Tasks without an action are tracked and reported but are never held, never act and are
 //!   never `failed`.
+
+#![warn(missing_docs)]
 
 mod config;
 mod decision;
@@ -95,11 +112,11 @@ pub(crate) fn humane(d: Duration) -> String {
     let ms = millis(d);
     if ms == 0 {
         "0s".to_string()
-    } else if ms % 3_600_000 == 0 {
+    } else if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1_000 == 0 {
+    } else if ms.is_multiple_of(1_000) {
         format!("{}s", ms / 1_000)
     } else {
         format!("{ms}ms")

@@ -536,7 +536,11 @@ impl TaskState {
         while self.actions.len() > MAX_ACTIONS {
             self.actions.pop_front();
         }
-        self.set_state(State::Restarting, format!("attempt {attempt}: {message}"), out);
+        self.set_state(
+            State::Restarting,
+            format!("attempt {attempt}: {message}"),
+            out,
+        );
         out.push(DecisionKind::Act { attempt });
     }
 
@@ -551,10 +555,7 @@ impl TaskState {
             return Err(self.state);
         }
         let now = out.at;
-        let attempt = self
-            .running_attempt
-            .take()
-            .unwrap_or(self.backoff_position);
+        let attempt = self.running_attempt.take().unwrap_or(self.backoff_position);
         let record = match &result {
             Ok(message) => ActionResult::Ok {
                 message: cut(message),
@@ -815,7 +816,6 @@ impl TaskState {
         let window = millis(cfg.restart_window);
         // `retain`, not popping from the front: a clock that stepped back must not leave old
         // entries counted forever.
-        self.restarts
-            .retain(|t| t.0.saturating_add(window) > now.0);
+        self.restarts.retain(|t| t.0.saturating_add(window) > now.0);
     }
 }

@@ -182,7 +182,16 @@ fn failure_window_counts_m_of_n() {
 
     // Failures older than the window drop out: F F H H H H F is 1 of the last 5.
     let mut h = Harness::one(cfg);
-    for (t, s) in [(1, H), (2, F), (3, F), (4, H), (5, H), (6, H), (7, H), (8, F)] {
+    for (t, s) in [
+        (1, H),
+        (2, F),
+        (3, F),
+        (4, H),
+        (5, H),
+        (6, H),
+        (7, H),
+        (8, F),
+    ] {
         h.obs("web", t, s);
     }
     assert_eq!(h.state("web"), State::Healthy);
@@ -271,14 +280,25 @@ fn the_action_runs_on_the_transition_to_unhealthy() {
     assert!(h.obs("web", 2, F).is_empty());
     let ds = h.obs("web", 3, F);
     let k = kinds(&ds, "web");
-    assert!(matches!(
-        &k[..],
-        [
-            K::StateChanged { from: State::Healthy, to: State::Unhealthy, .. },
-            K::StateChanged { from: State::Unhealthy, to: State::Restarting, .. },
-            K::Act { attempt: 1 },
-        ]
-    ), "{k:?}");
+    assert!(
+        matches!(
+            &k[..],
+            [
+                K::StateChanged {
+                    from: State::Healthy,
+                    to: State::Unhealthy,
+                    ..
+                },
+                K::StateChanged {
+                    from: State::Unhealthy,
+                    to: State::Restarting,
+                    ..
+                },
+                K::Act { attempt: 1 },
+            ]
+        ),
+        "{k:?}"
+    );
     // While it runs, results are recorded but decide nothing.
     assert!(h.obs_all("web", &[4, 5, 6], F).is_empty());
     assert_eq!(h.engine.state("web").unwrap().results().count(), 6);
@@ -342,7 +362,10 @@ fn jitter_stays_within_its_fraction_and_is_deterministic() {
         h.next_action("web").unwrap() - 100
     };
     let delays: Vec<u64> = (0..300).map(delay_for).collect();
-    assert!(delays.iter().all(|d| (8_000..=12_000).contains(d)), "{delays:?}");
+    assert!(
+        delays.iter().all(|d| (8_000..=12_000).contains(d)),
+        "{delays:?}"
+    );
     // Spread over the range, not stuck at one value.
     assert!(delays.iter().any(|d| *d < 8_500));
     assert!(delays.iter().any(|d| *d > 11_500));
@@ -355,7 +378,9 @@ fn a_failed_run_is_a_failed_attempt_and_the_backoff_continues() {
     h.obs("web", 0, F);
     let ds = h.finish("web", 100, false);
     let k = kinds(&ds, "web");
-    assert!(matches!(&k[0], K::AttemptFailed { attempt: 1, reason } if reason.contains("supervisord said no")));
+    assert!(
+        matches!(&k[0], K::AttemptFailed { attempt: 1, reason } if reason.contains("supervisord said no"))
+    );
     assert_eq!(h.state("web"), State::Unhealthy);
     assert!(acts(&h.obs("web", 100 + S - 1, F), "web").is_empty());
     assert_eq!(acts(&h.obs("web", 100 + S, F), "web"), [2]);
@@ -365,7 +390,14 @@ fn a_failed_run_is_a_failed_attempt_and_the_backoff_continues() {
         reason: "the action returned an error: supervisord said no".into()
     }));
     assert_eq!(h.next_action("web"), Some(200 + 3 * S));
-    let last = h.engine.state("web").unwrap().actions().last().cloned().unwrap();
+    let last = h
+        .engine
+        .state("web")
+        .unwrap()
+        .actions()
+        .last()
+        .cloned()
+        .unwrap();
     assert_eq!(last.attempt, 2);
     assert_eq!(last.finished, Some(Timestamp(200 + S)));
 }
@@ -390,7 +422,11 @@ fn backoff_resets_only_after_reset_after_of_continuous_health() {
     h.obs("web", up, H);
     h.obs("web", up + 3 * M, D);
     let ds = h.obs("web", up + 10 * M - 1, H);
-    assert!(!kinds(&ds, "web").iter().any(|k| matches!(k, K::BackoffReset { .. })));
+    assert!(
+        !kinds(&ds, "web")
+            .iter()
+            .any(|k| matches!(k, K::BackoffReset { .. }))
+    );
     assert_eq!(h.engine.state("web").unwrap().backoff_position(), 3);
     let ds = h.obs("web", up + 10 * M, H);
     assert!(kinds(&ds, "web").contains(&K::BackoffReset { position: 3 }));
@@ -444,13 +480,18 @@ fn a_spent_budget_makes_the_task_failed() {
     let ds = h.obs("web", t, F);
     let k = kinds(&ds, "web");
     assert!(acts(&ds, "web").is_empty());
-    assert!(matches!(
-        &k[..],
-        [
-            K::StateChanged { from: State::Unhealthy, to: State::Failed, .. },
-            K::Failed { reason }
-        ] if reason.contains("2 actions within 1h")
-    ), "{k:?}");
+    assert!(
+        matches!(
+            &k[..],
+            [
+                K::StateChanged { from: State::Unknown, to: State::Unhealthy, .. },
+                K::AttemptFailed { attempt: 2, .. },
+                K::StateChanged { from: State::Unhealthy, to: State::Failed, .. },
+                K::Failed { reason }
+            ] if reason.contains("2 actions within 1h")
+        ),
+        "{k:?}"
+    );
     // Failed: no more actions, even long after (no rearm_after) and with the window passed.
     let ds = h.obs_all("web", &[t + S, t + 30 * M, t + 3 * 60 * M], F);
     assert!(ds.is_empty(), "{ds:?}");
@@ -459,28 +500,39 @@ fn a_spent_budget_makes_the_task_failed() {
 
 #[test]
 fn the_budget_is_a_trailing_window() {
-    let mut h = Harness::one(PolicyConfig {
+    let cfg = PolicyConfig {
         restart_window: ms(10 * S),
         ..budget_cfg()
-    });
-    // Actions at 0 and 1010: a third at 3020 would be 3 within 10s.
+    };
+    // Actions at 0 and 1010; a third due at 3020 would be the third within 10s: failed.
+    let mut h = Harness::one(cfg.clone());
     let t = spend(&mut h, 2, 0);
     assert_eq!(t, 3020);
-    let v = h.engine.view("web", Timestamp(t)).unwrap();
-    assert_eq!(v.restarts_in_window, 2);
-    // Once the first has left the window (at 10s), there is room again: the check just
-    // fails until then, without failing the task... but here it becomes failed at 3020.
+    assert_eq!(
+        h.engine
+            .view("web", Timestamp(t))
+            .unwrap()
+            .restarts_in_window,
+        2
+    );
     let ds = h.obs("web", t, F);
-    assert!(kinds(&ds, "web").iter().any(|k| matches!(k, K::Failed { .. })));
+    assert!(
+        kinds(&ds, "web")
+            .iter()
+            .any(|k| matches!(k, K::Failed { .. }))
+    );
 
-    // Whereas with observations spaced out, the window frees up.
-    let mut h = Harness::one(PolicyConfig {
-        restart_window: ms(10 * S),
-        ..budget_cfg()
-    });
+    // Due only at 10s, the first action has left the window: there is room for a third.
+    let mut h = Harness::one(cfg);
     spend(&mut h, 2, 0);
-    let ds = h.obs("web", 10 * S, F);
-    assert_eq!(acts(&ds, "web"), [3]);
+    assert_eq!(
+        h.engine
+            .view("web", Timestamp(10 * S))
+            .unwrap()
+            .restarts_in_window,
+        1
+    );
+    assert_eq!(acts(&h.obs("web", 10 * S, F), "web"), [3]);
 }
 
 #[test]
@@ -495,16 +547,29 @@ fn rearm_by_recovering() {
     assert!(h.obs("web", t + 1, H).is_empty());
     let ds = h.obs("web", t + 2, H);
     let k = kinds(&ds, "web");
-    assert!(matches!(
-        &k[..],
-        [
-            K::StateChanged { from: State::Failed, to: State::Healthy, .. },
-            K::Rearmed { how: RearmHow::Recovered }
-        ]
-    ), "{k:?}");
+    assert!(
+        matches!(
+            &k[..],
+            [
+                K::StateChanged {
+                    from: State::Failed,
+                    to: State::Healthy,
+                    ..
+                },
+                K::Rearmed {
+                    how: RearmHow::Recovered
+                }
+            ]
+        ),
+        "{k:?}"
+    );
     // The budget is a trailing window, so recovering does not refill it.
     let ds = h.obs("web", t + 3, F);
-    assert!(kinds(&ds, "web").iter().any(|k| matches!(k, K::Failed { .. })));
+    assert!(
+        kinds(&ds, "web")
+            .iter()
+            .any(|k| matches!(k, K::Failed { .. }))
+    );
 }
 
 #[test]
@@ -520,16 +585,33 @@ fn rearm_after_elapsed() {
     // Evaluated at the first observation after the time: it counts as a fresh failure.
     let ds = h.obs("web", t + 10 * M, F);
     let k = kinds(&ds, "web");
-    assert!(matches!(
-        &k[..],
-        [
-            K::StateChanged { from: State::Failed, to: State::Unknown, .. },
-            K::Rearmed { how: RearmHow::Elapsed },
-            K::StateChanged { from: State::Unknown, to: State::Unhealthy, .. },
-            K::StateChanged { from: State::Unhealthy, to: State::Restarting, .. },
-            K::Act { attempt: 3 },
-        ]
-    ), "{k:?}");
+    assert!(
+        matches!(
+            &k[..],
+            [
+                K::StateChanged {
+                    from: State::Failed,
+                    to: State::Unknown,
+                    ..
+                },
+                K::Rearmed {
+                    how: RearmHow::Elapsed
+                },
+                K::StateChanged {
+                    from: State::Unknown,
+                    to: State::Unhealthy,
+                    ..
+                },
+                K::StateChanged {
+                    from: State::Unhealthy,
+                    to: State::Restarting,
+                    ..
+                },
+                K::Act { attempt: 3 },
+            ]
+        ),
+        "{k:?}"
+    );
     // The budget history was cleared: one action in the window, the new one.
     let v = h.engine.view("web", Timestamp(t + 10 * M)).unwrap();
     assert_eq!(v.restarts_in_window, 1);
@@ -549,13 +631,22 @@ fn rearm_by_a_person() {
     h.obs("web", t, F);
     let ds = h.engine.rearm("web", Timestamp(t + 5)).unwrap();
     let k = kinds(&ds, "web");
-    assert!(matches!(
-        &k[..],
-        [
-            K::StateChanged { from: State::Failed, to: State::Unknown, .. },
-            K::Rearmed { how: RearmHow::Person }
-        ]
-    ), "{k:?}");
+    assert!(
+        matches!(
+            &k[..],
+            [
+                K::StateChanged {
+                    from: State::Failed,
+                    to: State::Unknown,
+                    ..
+                },
+                K::Rearmed {
+                    how: RearmHow::Person
+                }
+            ]
+        ),
+        "{k:?}"
+    );
     // Budget and backoff start over: the next failure acts at once, as attempt 1.
     assert_eq!(acts(&h.obs("web", t + 6, F), "web"), [1]);
 }
@@ -583,16 +674,52 @@ fn start_period_ignores_failures_and_a_pass_run_recovers() {
     let ds = h.obs_all("web", &[2000, 10_000, 20_000, end - 1], F);
     assert!(ds.is_empty(), "{ds:?}");
     assert_eq!(h.engine.state("web").unwrap().consecutive_failures(), 0);
-    h.obs("web", end - 1, H);
-    let ds = h.obs("web", end + 5, H);
+    h.obs("web", end - 2, H);
+    let ds = h.obs("web", end - 1, H);
     let k = kinds(&ds, "web");
-    assert!(matches!(
-        &k[..],
-        [
-            K::StateChanged { from: State::Unknown, to: State::Healthy, .. },
-            K::Recovered { attempt: 1 }
-        ]
-    ), "{k:?}");
+    assert!(
+        matches!(
+            &k[..],
+            [
+                K::StateChanged {
+                    from: State::Unknown,
+                    to: State::Healthy,
+                    ..
+                },
+                K::Recovered { attempt: 1 }
+            ]
+        ),
+        "{k:?}"
+    );
+}
+
+#[test]
+fn a_pass_run_that_completes_after_the_start_period_is_too_late() {
+    let mut h = Harness::one(start_cfg());
+    h.obs("web", 0, F);
+    h.finish("web", 1000, true);
+    h.obs("web", 30_999, H);
+    let ds = h.obs("web", 31_000, H);
+    let k = kinds(&ds, "web");
+    assert!(
+        matches!(
+            &k[..],
+            [
+                K::AttemptFailed { attempt: 1, .. },
+                K::StateChanged {
+                    from: State::Unknown,
+                    to: State::Unhealthy,
+                    ..
+                },
+                K::StateChanged {
+                    from: State::Unhealthy,
+                    to: State::Healthy,
+                    ..
+                },
+            ]
+        ),
+        "{k:?}"
+    );
 }
 
 #[test]
@@ -616,15 +743,18 @@ fn a_start_period_that_runs_out_is_a_failed_attempt() {
     assert!(h.obs("web", 30_999, F).is_empty());
     let ds = h.obs("web", 31_000, F);
     let k = kinds(&ds, "web");
-    assert!(matches!(
-        &k[..],
-        [
-            K::AttemptFailed { attempt: 1, reason },
-            K::StateChanged { from: State::Unknown, to: State::Unhealthy, .. },
-            K::StateChanged { from: State::Unhealthy, to: State::Restarting, .. },
-            K::Act { attempt: 2 },
-        ] if reason.contains("start period of 30s")
-    ), "{k:?}");
+    assert!(
+        matches!(
+            &k[..],
+            [
+                K::AttemptFailed { attempt: 1, reason },
+                K::StateChanged { from: State::Unknown, to: State::Unhealthy, .. },
+                K::StateChanged { from: State::Unhealthy, to: State::Restarting, .. },
+                K::Act { attempt: 2 },
+            ] if reason.contains("start period of 30s")
+        ),
+        "{k:?}"
+    );
 }
 
 #[test]
@@ -704,8 +834,9 @@ fn api_is_not_restarted_when_db_died() {
     let mut all = Vec::new();
     all.extend(h.obs("api", 1000, F));
     all.extend(h.obs("db", 1000, F));
-    all.extend(h.obs("api", 1500, F)); // api: 2 failures, unhealthy, acts (db not yet known dead)
-    // That is the limit of what a dependency can do; start over and let db be seen first.
+    all.extend(h.obs("api", 1500, F));
+    // api reached its threshold before db's death was seen: nothing can hold it then. That is
+    // the limit of depends_on; from here on, db is seen to die first.
     assert_eq!(acts(&all, "api"), [1]);
 
     let mut h = api_db();
@@ -738,7 +869,11 @@ fn api_is_not_restarted_when_db_died() {
     // db comes back: the hold lifts and api's failures seen while held are forgotten.
     h.finish("db", 10_000, true);
     let ds = h.obs("db", 11_000, H);
-    assert!(kinds(&ds, "api").iter().any(|k| matches!(k, K::HoldLifted { .. })));
+    assert!(
+        kinds(&ds, "api")
+            .iter()
+            .any(|k| matches!(k, K::HoldLifted { .. }))
+    );
     assert_eq!(h.engine.state("api").unwrap().consecutive_failures(), 0);
     // One stale failure from api (its check raced db's recovery) does not restart it.
     assert!(acts(&h.obs("api", 11_500, F), "api").is_empty());
@@ -843,13 +978,22 @@ fn construction_rejects_unknown_dependencies_cycles_and_bad_values() {
         failure_window: Some(2),
         ..PolicyConfig::default()
     };
-    assert!(matches!(build(vec![("web", bad)]), Err(ConfigError::Invalid { .. })));
+    assert!(matches!(
+        build(vec![("web", bad)]),
+        Err(ConfigError::Invalid { .. })
+    ));
     let mut bad = PolicyConfig::default();
     bad.backoff.factor = 0.5;
-    assert!(matches!(build(vec![("web", bad)]), Err(ConfigError::Invalid { .. })));
+    assert!(matches!(
+        build(vec![("web", bad)]),
+        Err(ConfigError::Invalid { .. })
+    ));
     let mut bad = PolicyConfig::default();
     bad.backoff.jitter = f64::NAN;
-    assert!(matches!(build(vec![("web", bad)]), Err(ConfigError::Invalid { .. })));
+    assert!(matches!(
+        build(vec![("web", bad)]),
+        Err(ConfigError::Invalid { .. })
+    ));
 }
 
 // ---- flapping ----
@@ -879,27 +1023,46 @@ fn flapping_holds_actions_until_a_quiet_window() {
     h.obs("web", 2000, H); // up: change 2
     let ds = h.obs("web", 3000, F); // down: change 3 > 2
     let k = kinds(&ds, "web");
-    assert!(matches!(
-        &k[..],
-        [
-            K::StateChanged { to: State::Unhealthy, .. },
-            K::Held { reason: HoldReason::Flapping { changes: 3, window_ms: 60_000 } },
-        ]
-    ), "{k:?}");
+    assert!(
+        matches!(
+            &k[..],
+            [
+                K::StateChanged {
+                    to: State::Unhealthy,
+                    ..
+                },
+                K::Held {
+                    reason: HoldReason::Flapping {
+                        changes: 3,
+                        window_ms: 60_000
+                    }
+                },
+            ]
+        ),
+        "{k:?}"
+    );
     assert!(h.engine.state("web").unwrap().is_flapping());
     // Still failing, backoff long elapsed: held for the whole window after the last change.
     let ds = h.obs_all("web", &[4000, 30_000, 62_999], F);
     assert!(ds.is_empty(), "{ds:?}");
     let ds = h.obs("web", 63_000, F);
     let k = kinds(&ds, "web");
-    assert!(matches!(
-        &k[..],
-        [
-            K::HoldLifted { reason: HoldReason::Flapping { .. } },
-            K::StateChanged { to: State::Restarting, .. },
-            K::Act { attempt: 2 },
-        ]
-    ), "{k:?}");
+    assert!(
+        matches!(
+            &k[..],
+            [
+                K::HoldLifted {
+                    reason: HoldReason::Flapping { .. }
+                },
+                K::StateChanged {
+                    to: State::Restarting,
+                    ..
+                },
+                K::Act { attempt: 2 },
+            ]
+        ),
+        "{k:?}"
+    );
 }
 
 #[test]
@@ -963,7 +1126,11 @@ fn restore_mid_backoff_continues_with_the_same_budget_and_position() {
     assert_eq!(na, nb);
     // Attempt 3 was the last the budget allowed.
     assert_eq!(acts(&db, "web"), [3]);
-    assert!(kinds(&db, "web").iter().any(|k| matches!(k, K::Failed { .. })));
+    assert!(
+        kinds(&db, "web")
+            .iter()
+            .any(|k| matches!(k, K::Failed { .. }))
+    );
 }
 
 #[test]
@@ -1008,7 +1175,9 @@ fn restoring_into_a_changed_config_does_not_panic() {
     c.engine.restore(snap).unwrap();
     assert_eq!(c.state("web"), State::Restarting);
     let ds = c.engine.interrupt_running(Timestamp(30));
-    assert!(kinds(&ds, "web").iter().any(|k| matches!(k, K::AttemptFailed { attempt: 1, reason } if reason.contains("interrupted"))));
+    assert!(kinds(&ds, "web").iter().any(
+        |k| matches!(k, K::AttemptFailed { attempt: 1, reason } if reason.contains("interrupted"))
+    ));
     assert_eq!(c.state("web"), State::Unhealthy);
 
     // A version this crate does not read is an error, not a guess.
@@ -1036,7 +1205,8 @@ fn errors_for_calls_that_make_no_sense() {
         })
     );
     assert_eq!(
-        h.engine.action_finished("web", Timestamp(0), Ok(String::new())),
+        h.engine
+            .action_finished("web", Timestamp(0), Ok(String::new())),
         Err(PolicyError::NoActionRunning {
             task: "web".into(),
             state: State::Unknown
@@ -1052,7 +1222,9 @@ fn errors_for_calls_that_make_no_sense() {
 fn results_are_a_bounded_ring_with_cut_messages() {
     let mut h = Harness::one(acting());
     for t in 0..120 {
-        h.engine.observe("web", Timestamp(t), U, &"x".repeat(5000)).unwrap();
+        h.engine
+            .observe("web", Timestamp(t), U, &"x".repeat(5000))
+            .unwrap();
     }
     let st = h.engine.state("web").unwrap();
     assert_eq!(st.results().count(), hmrt_policy::MAX_RESULTS);
@@ -1065,8 +1237,14 @@ fn names_display_and_serialise_in_lowercase() {
     assert_eq!(Status::Degraded.to_string(), "degraded");
     assert_eq!(State::Failed.to_string(), "failed");
     assert_eq!(State::Restarting.to_string(), "restarting");
-    assert_eq!(serde_json::to_string(&State::Restarting).unwrap(), "\"restarting\"");
-    assert_eq!(serde_json::to_string(&Status::Unhealthy).unwrap(), "\"unhealthy\"");
+    assert_eq!(
+        serde_json::to_string(&State::Restarting).unwrap(),
+        "\"restarting\""
+    );
+    assert_eq!(
+        serde_json::to_string(&Status::Unhealthy).unwrap(),
+        "\"unhealthy\""
+    );
     assert_eq!("unknown".parse::<Status>(), Ok(Status::Unknown));
     assert_eq!("failed".parse::<State>(), Ok(State::Failed));
     assert!("Healthy".parse::<Status>().is_err());
@@ -1076,7 +1254,10 @@ fn names_display_and_serialise_in_lowercase() {
         kind: K::Act { attempt: 2 },
     };
     let json = serde_json::to_string(&d).unwrap();
-    assert_eq!(json, r#"{"task":"web","at":5,"decision":"act","attempt":2}"#);
+    assert_eq!(
+        json,
+        r#"{"task":"web","at":5,"decision":"act","attempt":2}"#
+    );
     assert_eq!(serde_json::from_str::<Decision>(&json).unwrap(), d);
     assert_eq!(d.to_string(), "web: act (attempt 2)");
     let held = K::Held {

@@ -79,7 +79,7 @@ impl Host for HostState {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| HostError::Failed(format!("cannot run {}: {e}", path.display())))?;
-        let mut group = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw));
+        let _group = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw));
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let run = async {
@@ -101,16 +101,13 @@ impl Host for HostState {
         match tokio::time::timeout(timeout, run).await {
             Err(_) => Err(HostError::Timeout),
             Ok(Err(e)) => Err(HostError::Failed(format!("running {}: {e}", path.display()))),
-            Ok(Ok((status, stdout, stderr))) => {
-                // The leader has exited; its group may still hold children that inherited
-                // nothing we wait for. Killing the group is what "at the end" means here.
-                drop(group.0.take().map(|pgid| killpg(pgid, Signal::SIGKILL)));
-                Ok(Output {
-                    exit_code: status.code(),
-                    stdout,
-                    stderr,
-                })
-            }
+            // The guard still kills the group when it drops: children the program left behind
+            // do not outlive the call.
+            Ok(Ok((status, stdout, stderr))) => Ok(Output {
+                exit_code: status.code(),
+                stdout,
+                stderr,
+            }),
         }
     }
 }

@@ -1,6 +1,5 @@
 //! The data each Store holds: WASI's empty context, the call's limits, and what the task grants.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
@@ -97,6 +96,3 @@ impl Deadline {
         self.0.saturating_duration_since(Instant::now())
     }
 }
-
-/// Keeps the types the capabilities share in one place.
-pub(crate) type SharedBackends = Arc<crate::capabilities::Backends>;

@@ -401,6 +401,16 @@ pub struct ActionTrigger {
     pub attempt: u32,
 }
 
+/// The name of a capability a plugin declares, as the config's `grants` keys spell it.
+pub fn capability_name(capability: DeclaredCapability) -> &'static str {
+    match capability {
+        DeclaredCapability::Http => "http",
+        DeclaredCapability::Exec => "exec",
+        DeclaredCapability::Supervisor => "supervisor",
+        DeclaredCapability::Tcp => "tcp",
+    }
+}
+
 fn wit_task(task: &TaskCall) -> bindings::types::Task {
     bindings::types::Task {
         name: task.name.to_string(),
