@@ -11,11 +11,15 @@ use crate::support::{RunningDaemon, Workspace, of_task, transition};
 
 fn post(port: u16, path: &str) {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the service");
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the service");
     write!(stream, "POST {path} HTTP/1.0\r\nContent-Length: 0\r\n\r\n").expect("send");
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
-    assert!(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
 }
 
 fn action_starts(events: &[(SystemTime, Event)], task: &str) -> Vec<SystemTime> {
@@ -46,7 +50,9 @@ fn since(later: SystemTime, earlier: SystemTime) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_and_a_killed_service_are_restarted_and_healthy_again() {
     let port = free_port();
-    let supervisord = Supervisord::start(&[Program::flaky_service("web", port).autorestart(false).startsecs(1)]);
+    let supervisord = Supervisord::start(&[Program::flaky_service("web", port)
+        .autorestart(false)
+        .startsecs(1)]);
     let first_pid = supervisord.wait_running("web");
     let ws = Workspace::new();
     let interval = Duration::from_millis(500);
@@ -74,36 +80,63 @@ restart = {{ backoff = "1s", max_backoff = "10s", max_restarts = 5, window = "10
     let bound = interval * failure_threshold + Duration::from_secs(2);
 
     daemon
-        .wait_for(Duration::from_secs(10), "web healthy", |e| transition(e, "web", "healthy", daemon.started))
+        .wait_for(Duration::from_secs(10), "web healthy", |e| {
+            transition(e, "web", "healthy", daemon.started)
+        })
         .await;
 
     // 1. The health endpoint starts returning 500.
     let broke = SystemTime::now();
     post(port, "/fail");
     let restarted = daemon
-        .wait_for(Duration::from_secs(15), "a restart", |e| action_starts(e, "web").first().copied())
+        .wait_for(Duration::from_secs(15), "a restart", |e| {
+            action_starts(e, "web").first().copied()
+        })
         .await;
-    assert!(since(restarted, broke) <= bound, "restart {:?} after the failure; bound {bound:?}", since(restarted, broke));
+    assert!(
+        since(restarted, broke) <= bound,
+        "restart {:?} after the failure; bound {bound:?}",
+        since(restarted, broke)
+    );
     let (_, ok, message) = daemon
-        .wait_for(Duration::from_secs(15), "the restart to end", |e| action_ends(e, "web").first().cloned())
+        .wait_for(Duration::from_secs(15), "the restart to end", |e| {
+            action_ends(e, "web").first().cloned()
+        })
         .await;
     assert!(ok, "restart failed: {message}");
     daemon
-        .wait_for(Duration::from_secs(10), "web healthy after the restart", |e| transition(e, "web", "healthy", restarted))
+        .wait_for(
+            Duration::from_secs(10),
+            "web healthy after the restart",
+            |e| transition(e, "web", "healthy", restarted),
+        )
         .await;
     let second_pid = blocking(|| supervisord.pid_of("web")).expect("web runs");
     assert_ne!(second_pid, first_pid, "supervisord shows a new process");
-    assert!(message.contains(&second_pid.to_string()), "the action names the new pid: {message}");
+    assert!(
+        message.contains(&second_pid.to_string()),
+        "the action names the new pid: {message}"
+    );
 
     // 2. The process is killed.
     let killed = SystemTime::now();
     blocking(|| supervisord.kill_program("web"));
     let restarted = daemon
-        .wait_for(Duration::from_secs(15), "a second restart", |e| action_starts(e, "web").get(1).copied())
+        .wait_for(Duration::from_secs(15), "a second restart", |e| {
+            action_starts(e, "web").get(1).copied()
+        })
         .await;
-    assert!(since(restarted, killed) <= bound, "restart {:?} after the kill; bound {bound:?}", since(restarted, killed));
+    assert!(
+        since(restarted, killed) <= bound,
+        "restart {:?} after the kill; bound {bound:?}",
+        since(restarted, killed)
+    );
     daemon
-        .wait_for(Duration::from_secs(10), "web healthy after the second restart", |e| transition(e, "web", "healthy", restarted))
+        .wait_for(
+            Duration::from_secs(10),
+            "web healthy after the second restart",
+            |e| transition(e, "web", "healthy", restarted),
+        )
         .await;
     let third_pid = blocking(|| supervisord.pid_of("web")).expect("web runs");
     assert_ne!(third_pid, second_pid);
@@ -140,14 +173,23 @@ restart = {{ backoff = "1s", factor = 2.0, jitter = 0.0, max_backoff = "10s", ma
     ));
     let daemon = RunningDaemon::start(config).await;
     let failed_at = daemon
-        .wait_for(Duration::from_secs(30), "broken failed", |e| transition(e, "broken", "failed", daemon.started))
+        .wait_for(Duration::from_secs(30), "broken failed", |e| {
+            transition(e, "broken", "failed", daemon.started)
+        })
         .await
         .0;
     let events = daemon.events();
     let starts = action_starts(&events, "broken");
     let ends = action_ends(&events, "broken");
-    assert_eq!(starts.len(), 3, "exactly max_restarts restarts before failed");
-    assert!(ends.iter().all(|(_, ok, _)| *ok), "each restart itself worked: {ends:?}");
+    assert_eq!(
+        starts.len(),
+        3,
+        "exactly max_restarts restarts before failed"
+    );
+    assert!(
+        ends.iter().all(|(_, ok, _)| *ok),
+        "each restart itself worked: {ends:?}"
+    );
     // The delay before restart k+1, from the end of restart k, is backoff × 2^(k-1), plus at
     // most the time to see failure_threshold fresh failures (2 × 250 ms) and some slack.
     for (k, expected) in [(0, Duration::from_secs(1)), (1, Duration::from_secs(2))] {
@@ -161,9 +203,14 @@ restart = {{ backoff = "1s", factor = 2.0, jitter = 0.0, max_backoff = "10s", ma
     // Failed means no more actions.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let later = daemon.events();
-    assert_eq!(action_starts(&later, "broken").len(), 3, "no restart after failed");
+    assert_eq!(
+        action_starts(&later, "broken").len(),
+        3,
+        "no restart after failed"
+    );
     assert!(
-        of_task(&later, "broken").any(|(at, e)| *at >= failed_at && matches!(e, Event::CheckFinished { .. })),
+        of_task(&later, "broken")
+            .any(|(at, e)| *at >= failed_at && matches!(e, Event::CheckFinished { .. })),
         "a failed task is still checked"
     );
     daemon.stop().await;

@@ -13,28 +13,58 @@ fn plugins_list_shows_builtins_and_names_each_broken_file() {
     let dir = ws.path().join("plugins");
     let (code, stdout, stderr) = hmrt(&["plugins", "list", "--dir", dir.to_str().expect("utf-8")]);
     assert_ne!(code, 0, "broken files make the listing fail");
-    for builtin in ["http", "command", "tcp", "supervisor-restart", "json-health"] {
-        assert!(stdout.lines().any(|l| l.starts_with(builtin)), "{builtin} missing from:\n{stdout}");
+    for builtin in [
+        "http",
+        "command",
+        "tcp",
+        "supervisor-restart",
+        "json-health",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(builtin)),
+            "{builtin} missing from:\n{stdout}"
+        );
     }
-    assert!(stderr.contains("old.wasm") && stderr.contains("hmrt:plugin@0.0.1"), "{stderr}");
-    assert!(stderr.contains("http.wasm") && stderr.contains("built-in"), "{stderr}");
-    assert!(stderr.contains("notwasm.wasm") && stderr.contains("not a WebAssembly file"), "{stderr}");
+    assert!(
+        stderr.contains("old.wasm") && stderr.contains("hmrt:plugin@0.0.1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("http.wasm") && stderr.contains("built-in"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("notwasm.wasm") && stderr.contains("not a WebAssembly file"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn plugins_inspect_says_what_a_plugin_is_and_may_touch() {
-    let (code, stdout, stderr) = hmrt(&["plugins", "inspect", "--json", hmrt_test_artifacts::JSON_HEALTH]);
+    let (code, stdout, stderr) = hmrt(&[
+        "plugins",
+        "inspect",
+        "--json",
+        hmrt_test_artifacts::JSON_HEALTH,
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let value: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     assert_eq!(value["kind"], "check");
     assert_eq!(value["name"], "json-health");
     assert_eq!(value["capabilities"], serde_json::json!(["http"]));
     let imports = value["imports"].as_array().expect("imports");
-    assert!(imports.iter().any(|i| i == "hmrt:plugin/http@0.1.0"), "{imports:?}");
+    assert!(
+        imports.iter().any(|i| i == "hmrt:plugin/http@0.1.0"),
+        "{imports:?}"
+    );
 
     let (code, _, stderr) = hmrt(&["plugins", "inspect", hmrt_test_artifacts::OLD_WIT]);
     assert_ne!(code, 0);
-    assert!(stderr.contains("built against hmrt:plugin@0.0.1") && stderr.contains("speaks hmrt:plugin@0.1.0"), "{stderr}");
+    assert!(
+        stderr.contains("built against hmrt:plugin@0.0.1")
+            && stderr.contains("speaks hmrt:plugin@0.1.0"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,10 +96,19 @@ grants = {{ http = ["{origin}"] }}
         origin = server.origin(),
     ));
     let (code, stdout, stderr) = hmrt(&["check", "--json", config.to_str().expect("utf-8")]);
-    let rows: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let rows: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
     let status = |task: &str| -> (String, String) {
-        let row = rows.as_array().expect("rows").iter().find(|r| r["task"] == task).expect("row");
-        (row["status"].as_str().unwrap_or("").into(), row["message"].as_str().unwrap_or("").into())
+        let row = rows
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["task"] == task)
+            .expect("row");
+        (
+            row["status"].as_str().unwrap_or("").into(),
+            row["message"].as_str().unwrap_or("").into(),
+        )
     };
     assert_eq!(status("builtin").0, "healthy", "{stdout}");
     assert_eq!(status("third-party").0, "healthy", "{stdout}");

@@ -75,16 +75,24 @@ grants = {{ supervisor = ["web"] }}
         ("alloc", vec!["memory limit of 32 MiB"]),
         ("panic", vec!["the check blew up on purpose"]),
         ("exec-denied", vec!["denied", "exec program \"true\""]),
-        ("restart-denied", vec!["denied", "supervisor program \"db\""]),
+        (
+            "restart-denied",
+            vec!["denied", "supervisor program \"db\""],
+        ),
     ];
     for (task, fragments) in &cases {
         let (_, reason) = daemon
-            .wait_for(Duration::from_secs(10), &format!("{task} unhealthy"), |events| {
-                transition(events, task, "unhealthy", t0)
-            })
+            .wait_for(
+                Duration::from_secs(10),
+                &format!("{task} unhealthy"),
+                |events| transition(events, task, "unhealthy", t0),
+            )
             .await;
         for fragment in fragments {
-            assert!(reason.contains(fragment), "{task}: reason {reason:?} should contain {fragment:?}");
+            assert!(
+                reason.contains(fragment),
+                "{task}: reason {reason:?} should contain {fragment:?}"
+            );
         }
     }
     // Let every hostile task run a few more times, then look at the steady task's rhythm.
@@ -112,8 +120,13 @@ grants = {{ supervisor = ["web"] }}
         "the steady task (interval 100ms) waited {worst_gap:?} between two checks while hostile plugins ran"
     );
     for (task, _) in &cases {
-        let runs = of_task(&events, task).filter(|(_, e)| matches!(e, Event::CheckFinished { .. })).count();
-        assert!(runs >= 2, "{task} ran {runs} times: a hostile plugin must not stop its own schedule either");
+        let runs = of_task(&events, task)
+            .filter(|(_, e)| matches!(e, Event::CheckFinished { .. }))
+            .count();
+        assert!(
+            runs >= 2,
+            "{task} ran {runs} times: a hostile plugin must not stop its own schedule either"
+        );
     }
     // Denied calls are published as events, named by task.
     for task in ["http-denied", "exec-denied", "restart-denied"] {
@@ -141,13 +154,22 @@ grants = {{ http = ["{origin}"] }}
         origin = server.origin(),
     ));
     let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
-    let tasks = hmrt::tasks::bind(&config, &registry).ok().expect("bind");
-    let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else { panic!("http check missing") };
+    let tasks = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
+    let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else {
+        panic!("http check missing")
+    };
     let outcome = sandbox.check(&entry.plugin, &tasks[0].check_call).await;
     let message = outcome.message();
-    assert_eq!(outcome.status(), hmrt::sandbox::Status::Unhealthy, "{message}");
+    assert_eq!(
+        outcome.status(),
+        hmrt::sandbox::Status::Unhealthy,
+        "{message}"
+    );
     assert!(message.contains("denied"), "{message}");
-    assert!(message.contains(&format!("127.0.0.1:{}", elsewhere.port)), "{message}");
+    assert!(
+        message.contains(&format!("127.0.0.1:{}", elsewhere.port)),
+        "{message}"
+    );
     assert_eq!(outcome.report.denials.len(), 1);
 }
 
@@ -165,9 +187,19 @@ config = { mode = "stdout-flood" }
 "#,
     );
     let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
-    let tasks = hmrt::tasks::bind(&config, &registry).ok().expect("bind");
-    let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else { panic!("hostile missing") };
+    let tasks = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
+    let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else {
+        panic!("hostile missing")
+    };
     let outcome = sandbox.check(&entry.plugin, &tasks[0].check_call).await;
-    assert!(outcome.report.stdout.len() <= 16 * 1024, "stdout kept {} bytes", outcome.report.stdout.len());
-    assert!(outcome.report.elapsed < Duration::from_secs(5), "took {:?}", outcome.report.elapsed);
+    assert!(
+        outcome.report.stdout.len() <= 16 * 1024,
+        "stdout kept {} bytes",
+        outcome.report.stdout.len()
+    );
+    assert!(
+        outcome.report.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        outcome.report.elapsed
+    );
 }

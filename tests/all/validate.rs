@@ -7,7 +7,10 @@ use crate::support::{Workspace, hmrt};
 fn validate(ws: &Workspace, config: &str) -> (i32, String) {
     let path = ws.config(config);
     let (code, _stdout, stderr) = hmrt(&["validate", path.to_str().expect("utf-8 path")]);
-    (code, stderr.replace(path.to_str().expect("utf-8 path"), "tasks.toml"))
+    (
+        code,
+        stderr.replace(path.to_str().expect("utf-8 path"), "tasks.toml"),
+    )
 }
 
 const GOOD: &str = r#"
@@ -48,7 +51,11 @@ fn each_mistake_is_reported_at_its_line() {
         (
             "url not granted",
             "[[task]]\nname = \"web\"\ncheck = \"http\"\nconfig = { url = \"http://127.0.0.1:9999/health\" }\ngrants = { http = [\"http://127.0.0.1:18080\"] }\n",
-            &["tasks.toml:4:", "http://127.0.0.1:9999/health", "not covered"],
+            &[
+                "tasks.toml:4:",
+                "http://127.0.0.1:9999/health",
+                "not covered",
+            ],
         ),
         (
             "no grants at all",
@@ -81,7 +88,10 @@ fn each_mistake_is_reported_at_its_line() {
         let (code, stderr) = validate(&ws, config);
         assert_ne!(code, 0, "{case}: validate passed:\n{config}");
         for fragment in *fragments {
-            assert!(stderr.contains(fragment), "{case}: {fragment:?} not in:\n{stderr}");
+            assert!(
+                stderr.contains(fragment),
+                "{case}: {fragment:?} not in:\n{stderr}"
+            );
         }
     }
 }
@@ -94,5 +104,8 @@ fn a_core_module_in_plugins_is_named_with_what_is_wrong() {
     let (code, stderr) = validate(&ws, GOOD);
     assert_ne!(code, 0, "{stderr}");
     assert!(stderr.contains("plugins/legacy.wasm"), "{stderr}");
-    assert!(stderr.contains("core WebAssembly module, not a component"), "{stderr}");
+    assert!(
+        stderr.contains("core WebAssembly module, not a component"),
+        "{stderr}"
+    );
 }

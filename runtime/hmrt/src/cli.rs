@@ -97,7 +97,10 @@ pub enum PluginsCommand {
 /// Sets up logging and runs the command.
 pub fn main(args: Args) -> ExitCode {
     init_logging(&args);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("hmrt: cannot start the async runtime: {e}");
@@ -117,7 +120,9 @@ fn init_logging(args: &Args) {
     let filter = std::env::var("HMRT_LOG").unwrap_or_else(|_| args.log.clone());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // Another subscriber (a test harness) may already be installed; that one wins.
     let _ = match args.log_format {
         LogFormat::Text => builder.try_init(),
@@ -131,7 +136,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check { file, task, json } => check(&file, task.as_deref(), json).await,
         Command::Validate { file } => validate(&file).await,
         Command::Plugins { command } => match command {
-            PluginsCommand::List { config, dir } => plugins_list(config.as_deref(), dir.as_deref()).await,
+            PluginsCommand::List { config, dir } => {
+                plugins_list(config.as_deref(), dir.as_deref()).await
+            }
             PluginsCommand::Inspect { file, json } => plugins_inspect(&file, json).await,
         },
     }
@@ -154,17 +161,23 @@ pub async fn setup(config: &Config) -> anyhow::Result<(Arc<Sandbox>, Arc<Registr
         Some(s) => {
             let auth = s.username.clone().zip(s.password.clone());
             Some(
-                hmrt_supervisor::Client::new(&s.serverurl.to_string(), auth, std::time::Duration::from_secs(30))
-                    .with_context(|| format!("{}: supervisor.serverurl", s.location))?,
+                hmrt_supervisor::Client::new(
+                    &s.serverurl.to_string(),
+                    auth,
+                    std::time::Duration::from_secs(30),
+                )
+                .with_context(|| format!("{}: supervisor.serverurl", s.location))?,
             )
         }
     };
-    let backends = Backends::new(supervisor, CapabilityLimits::default()).context("cannot build the HTTP client")?;
+    let backends = Backends::new(supervisor, CapabilityLimits::default())
+        .context("cannot build the HTTP client")?;
     let options = SandboxOptions {
         max_concurrency: u32::try_from(config.runtime.max_concurrency).unwrap_or(u32::MAX),
         max_memory_bytes: crate::tasks::max_memory(config),
     };
-    let sandbox = Sandbox::new(&options, backends).map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e:#}"))?;
+    let sandbox = Sandbox::new(&options, backends)
+        .map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e:#}"))?;
     let registry = Registry::load(&sandbox, Some(&config.runtime.plugins_dir)).await;
     Ok((Arc::new(sandbox), Arc::new(registry)))
 }
@@ -187,7 +200,12 @@ async fn run(file: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let daemon = crate::daemon::Daemon::new(config, sandbox, tasks, crate::events::Events::new(vec![Arc::new(crate::events::LogSubscriber)]))?;
+    let daemon = crate::daemon::Daemon::new(
+        config,
+        sandbox,
+        tasks,
+        crate::events::Events::new(vec![Arc::new(crate::events::LogSubscriber)]),
+    )?;
     daemon.run(crate::daemon::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -236,7 +254,10 @@ async fn check(file: &Path, only: Option<&str>, json: bool) -> anyhow::Result<Ex
             return Ok(ExitCode::from(3));
         }
     };
-    let selected: Vec<_> = tasks.into_iter().filter(|t| only.is_none_or(|name| t.name() == name)).collect();
+    let selected: Vec<_> = tasks
+        .into_iter()
+        .filter(|t| only.is_none_or(|name| t.name() == name))
+        .collect();
     if let Some(name) = only
         && selected.is_empty()
     {
@@ -290,7 +311,12 @@ async fn check(file: &Path, only: Option<&str>, json: bool) -> anyhow::Result<Ex
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        let width = rows.iter().filter_map(|r| r["task"].as_str()).map(str::len).max().unwrap_or(4);
+        let width = rows
+            .iter()
+            .filter_map(|r| r["task"].as_str())
+            .map(str::len)
+            .max()
+            .unwrap_or(4);
         for row in &rows {
             println!(
                 "{:width$}  {:9}  {}  ({:.0} ms)",
@@ -328,8 +354,10 @@ async fn validate(file: &Path) -> anyhow::Result<ExitCode> {
 }
 
 async fn bare_sandbox() -> anyhow::Result<Sandbox> {
-    let backends = Backends::new(None, CapabilityLimits::default()).context("cannot build the HTTP client")?;
-    Sandbox::new(&SandboxOptions::default(), backends).map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e:#}"))
+    let backends =
+        Backends::new(None, CapabilityLimits::default()).context("cannot build the HTTP client")?;
+    Sandbox::new(&SandboxOptions::default(), backends)
+        .map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e:#}"))
 }
 
 async fn plugins_list(config: Option<&Path>, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -356,7 +384,11 @@ async fn plugins_list(config: Option<&Path>, dir: Option<&Path>) -> anyhow::Resu
     for problem in registry.problems() {
         eprintln!("error: {problem}");
     }
-    Ok(if registry.problems().is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if registry.problems().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn plugins_inspect(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
@@ -370,7 +402,11 @@ async fn plugins_inspect(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
         }
     };
     let info = plugin.info();
-    let capabilities: Vec<&str> = info.capabilities.iter().map(|c| crate::sandbox::capability_name(*c)).collect();
+    let capabilities: Vec<&str> = info
+        .capabilities
+        .iter()
+        .map(|c| crate::sandbox::capability_name(*c))
+        .collect();
     if json {
         let value = serde_json::json!({
             "file": file,
@@ -385,10 +421,21 @@ async fn plugins_inspect(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         println!("file:         {}", file.display());
-        println!("kind:         {} (hmrt:plugin@{})", plugin.kind(), crate::sandbox::CONTRACT_VERSION);
+        println!(
+            "kind:         {} (hmrt:plugin@{})",
+            plugin.kind(),
+            crate::sandbox::CONTRACT_VERSION
+        );
         println!("name:         {} {}", info.name, info.version);
         println!("summary:      {}", info.summary);
-        println!("capabilities: {}", if capabilities.is_empty() { "none".into() } else { capabilities.join(", ") });
+        println!(
+            "capabilities: {}",
+            if capabilities.is_empty() {
+                "none".into()
+            } else {
+                capabilities.join(", ")
+            }
+        );
         println!("imports:");
         for import in plugin.imports() {
             println!("  {import}");

@@ -246,7 +246,10 @@ async fn run_action(
 
 /// The policy only refuses calls about tasks it does not know, which the daemon never makes;
 /// should it happen, it is logged rather than taken down.
-fn checked(task: &str, decisions: Result<Vec<Decision>, hmrt_policy::PolicyError>) -> Vec<Decision> {
+fn checked(
+    task: &str,
+    decisions: Result<Vec<Decision>, hmrt_policy::PolicyError>,
+) -> Vec<Decision> {
     decisions.unwrap_or_else(|e| {
         tracing::error!(task = %task, "policy refused a result: {e}");
         Vec::new()

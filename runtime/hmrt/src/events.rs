@@ -88,7 +88,10 @@ pub enum Event {
 }
 
 mod humantime_serde_ms {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64() * 1000.0)
     }
 }
@@ -149,12 +152,25 @@ impl Subscriber for LogSubscriber {
                 status,
                 message,
                 elapsed,
-            } => tracing::debug!(task = %task, %status, elapsed_ms = elapsed.as_millis() as u64, "check: {message}"),
-            Event::StateChanged { task, from, to, reason } => {
+            } => {
+                tracing::debug!(task = %task, %status, elapsed_ms = elapsed.as_millis() as u64, "check: {message}")
+            }
+            Event::StateChanged {
+                task,
+                from,
+                to,
+                reason,
+            } => {
                 tracing::info!(task = %task, %from, %to, "state {from} -> {to}: {reason}")
             }
-            Event::ActionHeld { task, reason } => tracing::info!(task = %task, "action held: {reason}"),
-            Event::ActionStarted { task, action, attempt } => {
+            Event::ActionHeld { task, reason } => {
+                tracing::info!(task = %task, "action held: {reason}")
+            }
+            Event::ActionStarted {
+                task,
+                action,
+                attempt,
+            } => {
                 tracing::info!(task = %task, %action, attempt, "action {action} started (attempt {attempt})")
             }
             Event::ActionFinished {
@@ -172,7 +188,9 @@ impl Subscriber for LogSubscriber {
                 }
             }
             Event::Policy { task, what } => tracing::info!(task = %task, "{what}"),
-            Event::CallDenied { task, denial } => tracing::debug!(task = %task, capability = %denial.capability, asked = %denial.asked, "denied"),
+            Event::CallDenied { task, denial } => {
+                tracing::debug!(task = %task, capability = %denial.capability, asked = %denial.asked, "denied")
+            }
             Event::PluginFailed { problem } => tracing::error!("plugin not loaded: {problem}"),
         }
     }

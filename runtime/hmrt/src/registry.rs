@@ -122,7 +122,10 @@ impl Registry {
     /// directory means no third-party plugins; any other problem is recorded, not fatal.
     pub async fn load(sandbox: &Sandbox, plugins_dir: Option<&Path>) -> Registry {
         let mut registry = Registry::default();
-        for (name, bytes) in builtin::BUILTIN_CHECKS.iter().chain(builtin::BUILTIN_ACTIONS) {
+        for (name, bytes) in builtin::BUILTIN_CHECKS
+            .iter()
+            .chain(builtin::BUILTIN_ACTIONS)
+        {
             match sandbox.load(bytes).await {
                 Ok(plugin) => {
                     registry.entries.insert(
@@ -164,7 +167,11 @@ impl Registry {
             .collect();
         files.sort();
         for file in files {
-            let Some(name) = file.file_stem().and_then(|s| s.to_str()).map(str::to_string) else {
+            let Some(name) = file
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string)
+            else {
                 self.problems.push(Problem::BadName { file });
                 continue;
             };
@@ -172,8 +179,15 @@ impl Registry {
                 self.problems.push(Problem::BadName { file });
                 continue;
             }
-            if self.entries.get(&name).is_some_and(|e| e.source == Source::Builtin) {
-                let problem = Problem::ShadowsBuiltin { file, name: name.clone() };
+            if self
+                .entries
+                .get(&name)
+                .is_some_and(|e| e.source == Source::Builtin)
+            {
+                let problem = Problem::ShadowsBuiltin {
+                    file,
+                    name: name.clone(),
+                };
                 self.broken.insert(name, problem.clone());
                 self.problems.push(problem);
                 continue;
@@ -183,10 +197,13 @@ impl Registry {
                     file: file.clone(),
                     message: e.to_string(),
                 }),
-                Ok(bytes) => sandbox.load(&bytes).await.map_err(|error| Problem::Invalid {
-                    file: file.clone(),
-                    error,
-                }),
+                Ok(bytes) => sandbox
+                    .load(&bytes)
+                    .await
+                    .map_err(|error| Problem::Invalid {
+                        file: file.clone(),
+                        error,
+                    }),
             };
             match loaded {
                 Ok(plugin) => {

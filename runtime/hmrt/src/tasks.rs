@@ -51,10 +51,16 @@ fn resolve(
         Lookup::Found(entry) => Err(ConfigError::new(
             location.clone(),
             key,
-            format!("\"{name}\" is {} plugin, not {}", article(entry.plugin.kind()), article(kind)),
+            format!(
+                "\"{name}\" is {} plugin, not {}",
+                article(entry.plugin.kind()),
+                article(kind)
+            ),
         )
         .in_task(task)),
-        Lookup::Broken(problem) => Ok(Bound::Broken(format!("plugin \"{name}\" is not usable: {problem}"))),
+        Lookup::Broken(problem) => Ok(Bound::Broken(format!(
+            "plugin \"{name}\" is not usable: {problem}"
+        ))),
         Lookup::Missing => {
             let known = registry.names(kind);
             Err(ConfigError::new(
@@ -140,7 +146,11 @@ pub fn bind(config: &Config, registry: &Registry) -> Result<Vec<BoundTask>, Vec<
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() { Ok(bound) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(bound)
+    } else {
+        Err(errors)
+    }
 }
 
 fn memory(bytes: u64) -> usize {

@@ -20,7 +20,12 @@ pub async fn validate(config: &Config, sandbox: &Sandbox, registry: &Registry) -
         }
     };
     for task in &tasks {
-        findings.extend(validate_task(sandbox, task).await.iter().map(ToString::to_string));
+        findings.extend(
+            validate_task(sandbox, task)
+                .await
+                .iter()
+                .map(ToString::to_string),
+        );
     }
     findings
 }
@@ -30,18 +35,36 @@ async fn validate_task(sandbox: &Sandbox, task: &BoundTask) -> Vec<ConfigError> 
     let name = task.name();
     if let Bound::Ready(entry) = &task.check {
         errors.extend(
-            validate_call(sandbox, &entry.plugin, &task.check_call, &task.config.config, &task.config.check_location, "config", "grants")
-                .await
-                .into_iter()
-                .map(|e| e.in_task(name)),
+            validate_call(
+                sandbox,
+                &entry.plugin,
+                &task.check_call,
+                &task.config.config,
+                &task.config.check_location,
+                "config",
+                "grants",
+            )
+            .await
+            .into_iter()
+            .map(|e| e.in_task(name)),
         );
     }
-    if let (Some((Bound::Ready(entry), call)), Some(action)) = (&task.action, &task.config.on_failure) {
+    if let (Some((Bound::Ready(entry), call)), Some(action)) =
+        (&task.action, &task.config.on_failure)
+    {
         errors.extend(
-            validate_call(sandbox, &entry.plugin, call, &action.config, &action.location, "on_failure.config", "on_failure.grants")
-                .await
-                .into_iter()
-                .map(|e| e.in_task(name)),
+            validate_call(
+                sandbox,
+                &entry.plugin,
+                call,
+                &action.config,
+                &action.location,
+                "on_failure.config",
+                "on_failure.grants",
+            )
+            .await
+            .into_iter()
+            .map(|e| e.in_task(name)),
         );
     }
     errors
@@ -59,7 +82,11 @@ async fn validate_call(
     let table = config.location("").unwrap_or(fallback);
     let needs = match sandbox.validate(plugin, call).await {
         Err(e) => {
-            return vec![ConfigError::new(table.clone(), config_key, format!("the plugin's validate {e}"))];
+            return vec![ConfigError::new(
+                table.clone(),
+                config_key,
+                format!("the plugin's validate {e}"),
+            )];
         }
         Ok(Err(message)) => return vec![ConfigError::new(table.clone(), config_key, message)],
         Ok(Ok(needs)) => needs,
@@ -72,10 +99,17 @@ async fn validate_call(
                 Need::Http(v) | Need::Exec(v) | Need::Supervisor(v) | Need::Tcp(v) => v,
             };
             let (location, key) = match find_value(config, value) {
-                Some((pointer, location)) => (location, format!("{config_key}{}", pointer.replace('/', "."))),
+                Some((pointer, location)) => (
+                    location,
+                    format!("{config_key}{}", pointer.replace('/', ".")),
+                ),
                 None => (table.clone(), config_key.to_string()),
             };
-            errors.push(ConfigError::new(location, key, format!("{problem} ({grants_key})")));
+            errors.push(ConfigError::new(
+                location,
+                key,
+                format!("{problem} ({grants_key})"),
+            ));
         }
     }
     errors
@@ -83,7 +117,8 @@ async fn validate_call(
 
 fn find_value(config: &PluginConfig, wanted: &str) -> Option<(String, Location)> {
     config.locations.iter().find_map(|(pointer, location)| {
-        (config.value.pointer(pointer)?.as_str()? == wanted).then(|| (pointer.clone(), location.clone()))
+        (config.value.pointer(pointer)?.as_str()? == wanted)
+            .then(|| (pointer.clone(), location.clone()))
     })
 }
 
@@ -108,9 +143,9 @@ fn uncovered(need: &Need, grants: &Grants) -> Option<String> {
         Need::Supervisor(program) => (!grants.supervisor.allows(program))
             .then(|| format!("supervisord program {program:?} is not in the supervisor grants")),
         Need::Tcp(address) => {
-            let parsed = address
-                .rsplit_once(':')
-                .and_then(|(host, port)| Some((host.trim_matches(['[', ']']), port.parse::<u16>().ok()?)));
+            let parsed = address.rsplit_once(':').and_then(|(host, port)| {
+                Some((host.trim_matches(['[', ']']), port.parse::<u16>().ok()?))
+            });
             match parsed {
                 None => Some(format!("{address:?} is not a host:port address")),
                 Some((host, port)) if grants.tcp.allows(host, port) => None,

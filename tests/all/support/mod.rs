@@ -31,12 +31,20 @@ impl Workspace {
 
     /// Copies a built guest into `plugins/NAME.wasm`.
     pub fn plugin(&self, name: &str, wasm: &str) -> &Workspace {
-        std::fs::copy(wasm, self.path().join("plugins").join(format!("{name}.wasm"))).expect("copy plugin");
+        std::fs::copy(
+            wasm,
+            self.path().join("plugins").join(format!("{name}.wasm")),
+        )
+        .expect("copy plugin");
         self
     }
 
     pub fn write_plugin_bytes(&self, name: &str, bytes: &[u8]) {
-        std::fs::write(self.path().join("plugins").join(format!("{name}.wasm")), bytes).expect("write plugin");
+        std::fs::write(
+            self.path().join("plugins").join(format!("{name}.wasm")),
+            bytes,
+        )
+        .expect("write plugin");
     }
 
     /// Writes `tasks.toml` and returns its path.
@@ -48,7 +56,8 @@ impl Workspace {
 
     pub fn load(&self, text: &str) -> Config {
         let path = self.config(text);
-        Config::load(&path, std::env::var_os("PATH").as_deref()).unwrap_or_else(|e| panic!("config does not load:\n{e}"))
+        Config::load(&path, std::env::var_os("PATH").as_deref())
+            .unwrap_or_else(|e| panic!("config does not load:\n{e}"))
     }
 }
 
@@ -67,10 +76,20 @@ impl RunningDaemon {
             eprintln!("plugin problem: {problem}");
         }
         let tasks = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|errors| {
-            panic!("bind: {}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
+            panic!(
+                "bind: {}",
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
         });
         let recorder = Arc::new(Recorder::default());
-        let events = Events::new(vec![recorder.clone(), Arc::new(hmrt::events::LogSubscriber)]);
+        let events = Events::new(vec![
+            recorder.clone(),
+            Arc::new(hmrt::events::LogSubscriber),
+        ]);
         let daemon = hmrt::daemon::Daemon::new(config, sandbox, tasks, events).expect("daemon");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
@@ -95,7 +114,12 @@ impl RunningDaemon {
 
     /// Polls the recorded events until `find` returns something, or panics after `timeout`
     /// with the events seen so far.
-    pub async fn wait_for<T>(&self, timeout: Duration, what: &str, mut find: impl FnMut(&[(SystemTime, Event)]) -> Option<T>) -> T {
+    pub async fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut find: impl FnMut(&[(SystemTime, Event)]) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             let events = self.events();
@@ -104,7 +128,10 @@ impl RunningDaemon {
             }
             if Instant::now() >= deadline {
                 let dump: Vec<String> = events.iter().map(|(_, e)| format!("{e:?}")).collect();
-                panic!("timed out after {timeout:?} waiting for {what}; events:\n{}", dump.join("\n"));
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; events:\n{}",
+                    dump.join("\n")
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -122,14 +149,24 @@ impl RunningDaemon {
 }
 
 /// Events about `task`, with their times.
-pub fn of_task<'a>(events: &'a [(SystemTime, Event)], task: &'a str) -> impl Iterator<Item = &'a (SystemTime, Event)> + 'a {
+pub fn of_task<'a>(
+    events: &'a [(SystemTime, Event)],
+    task: &'a str,
+) -> impl Iterator<Item = &'a (SystemTime, Event)> + 'a {
     events.iter().filter(move |(_, e)| e.task() == Some(task))
 }
 
 /// The time and reason of the first transition of `task` to `to` after `after`.
-pub fn transition(events: &[(SystemTime, Event)], task: &str, to: &str, after: SystemTime) -> Option<(SystemTime, String)> {
+pub fn transition(
+    events: &[(SystemTime, Event)],
+    task: &str,
+    to: &str,
+    after: SystemTime,
+) -> Option<(SystemTime, String)> {
     of_task(events, task).find_map(|(at, e)| match e {
-        Event::StateChanged { to: t, reason, .. } if t == to && *at >= after => Some((*at, reason.clone())),
+        Event::StateChanged { to: t, reason, .. } if t == to && *at >= after => {
+            Some((*at, reason.clone()))
+        }
         _ => None,
     })
 }
@@ -150,18 +187,35 @@ impl HttpServer {
             .route("/", get(|| async { "ok" }))
             .route(
                 "/json",
-                get(|| async { ([("content-type", "application/json")], r#"{"status":"ok","checks":3}"#) }),
+                get(|| async {
+                    (
+                        [("content-type", "application/json")],
+                        r#"{"status":"ok","checks":3}"#,
+                    )
+                }),
             )
             .route(
                 "/status/{code}",
                 get(|UrlPath(code): UrlPath<u16>| async move {
-                    (StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST), "status")
+                    (
+                        StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+                        "status",
+                    )
                 }),
             )
-            .route("/redirect-out/{port}", get(|UrlPath(port): UrlPath<u16>| async move {
-                (StatusCode::FOUND, [("location", format!("http://127.0.0.1:{port}/"))], "")
-            }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            .route(
+                "/redirect-out/{port}",
+                get(|UrlPath(port): UrlPath<u16>| async move {
+                    (
+                        StatusCode::FOUND,
+                        [("location", format!("http://127.0.0.1:{port}/"))],
+                        "",
+                    )
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

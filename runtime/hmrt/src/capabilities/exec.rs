@@ -63,7 +63,12 @@ impl Host for HostState {
         if cmd.program.is_empty() {
             return Err(HostError::Invalid("empty program name".into()));
         }
-        let Some(path) = call.grants.exec.resolve(&cmd.program).map(|p| p.to_path_buf()) else {
+        let Some(path) = call
+            .grants
+            .exec
+            .resolve(&cmd.program)
+            .map(|p| p.to_path_buf())
+        else {
             return Err(call.deny(Capability::Exec, format!("program {:?}", cmd.program)));
         };
         let timeout = call.timeout(cmd.timeout_ms).ok_or(HostError::Timeout)?;
@@ -79,7 +84,12 @@ impl Host for HostState {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| HostError::Failed(format!("cannot run {}: {e}", path.display())))?;
-        let _group = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw));
+        let _group = GroupGuard(
+            child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .map(Pid::from_raw),
+        );
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let run = async {
@@ -100,7 +110,10 @@ impl Host for HostState {
         };
         match tokio::time::timeout(timeout, run).await {
             Err(_) => Err(HostError::Timeout),
-            Ok(Err(e)) => Err(HostError::Failed(format!("running {}: {e}", path.display()))),
+            Ok(Err(e)) => Err(HostError::Failed(format!(
+                "running {}: {e}",
+                path.display()
+            ))),
             // The guard still kills the group when it drops: children the program left behind
             // do not outlive the call.
             Ok(Ok((status, stdout, stderr))) => Ok(Output {

@@ -24,7 +24,12 @@ pub(super) fn client() -> Result<reqwest::Client, reqwest::Error> {
 
 fn origin(url: &Url) -> String {
     match url.port_or_known_default() {
-        Some(port) => format!("{}://{}:{}", url.scheme(), url.host_str().unwrap_or(""), port),
+        Some(port) => format!(
+            "{}://{}:{}",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            port
+        ),
         None => format!("{}://{}", url.scheme(), url.host_str().unwrap_or("")),
     }
 }
@@ -64,7 +69,9 @@ impl Host for HostState {
         let exchange = async {
             let mut redirects = 0;
             loop {
-                let mut builder = client.request(method.clone(), url.clone()).headers(headers.clone());
+                let mut builder = client
+                    .request(method.clone(), url.clone())
+                    .headers(headers.clone());
                 if let Some(body) = &body {
                     builder = builder.body(body.clone());
                 }
@@ -83,19 +90,25 @@ impl Host for HostState {
                             limits.http_max_redirects
                         )));
                     }
-                    let location = location
-                        .to_str()
-                        .map_err(|_| HostError::Failed("redirect with a non-text Location".into()))?;
-                    let next = url
-                        .join(location)
-                        .map_err(|e| HostError::Failed(format!("bad redirect {location:?}: {e}")))?;
+                    let location = location.to_str().map_err(|_| {
+                        HostError::Failed("redirect with a non-text Location".into())
+                    })?;
+                    let next = url.join(location).map_err(|e| {
+                        HostError::Failed(format!("bad redirect {location:?}: {e}"))
+                    })?;
                     if !matches!(next.scheme(), "http" | "https") {
-                        return Err(HostError::Failed(format!("redirect to unsupported URL {next}")));
+                        return Err(HostError::Failed(format!(
+                            "redirect to unsupported URL {next}"
+                        )));
                     }
                     if !call.grants.http.allows(&next) {
                         return Err(call.deny(
                             Capability::Http,
-                            format!("origin {} (a redirect from {})", origin(&next), origin(&url)),
+                            format!(
+                                "origin {} (a redirect from {})",
+                                origin(&next),
+                                origin(&url)
+                            ),
                         ));
                     }
                     // As browsers do: 303, and 301/302 after a POST, continue as a GET.

@@ -148,7 +148,10 @@ impl CallContext {
             .denials
             .counter(capability)
             .fetch_add(1, Ordering::Relaxed);
-        let message = format!("{capability} {asked} is not granted to task \"{}\"", self.task);
+        let message = format!(
+            "{capability} {asked} is not granted to task \"{}\"",
+            self.task
+        );
         self.denials.push(Denial { capability, asked });
         HostError::Denied(message)
     }

@@ -8,7 +8,12 @@ use crate::sandbox::bindings::tcp::Host;
 use crate::sandbox::bindings::types::HostError;
 
 impl Host for HostState {
-    async fn connect(&mut self, host: String, port: u16, timeout_ms: u32) -> Result<u64, HostError> {
+    async fn connect(
+        &mut self,
+        host: String,
+        port: u16,
+        timeout_ms: u32,
+    ) -> Result<u64, HostError> {
         let call = &mut self.call;
         if host.is_empty() {
             return Err(HostError::Invalid("empty host".into()));
@@ -18,7 +23,12 @@ impl Host for HostState {
         }
         let timeout = call.timeout(timeout_ms).ok_or(HostError::Timeout)?;
         let started = Instant::now();
-        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host.as_str(), port))).await {
+        match tokio::time::timeout(
+            timeout,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        {
             Err(_) => Err(HostError::Timeout),
             Ok(Err(e)) => Err(HostError::Failed(format!("connect to {host}:{port}: {e}"))),
             Ok(Ok(_stream)) => Ok(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)),

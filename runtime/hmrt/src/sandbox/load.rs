@@ -50,7 +50,9 @@ pub enum LoadError {
     #[error("cannot be compiled: {0}")]
     Compile(String),
     /// Built against another version of the contract.
-    #[error("was built against {PACKAGE}@{found} ({interface}), but this hmrt speaks {PACKAGE}@{CONTRACT_VERSION}")]
+    #[error(
+        "was built against {PACKAGE}@{found} ({interface}), but this hmrt speaks {PACKAGE}@{CONTRACT_VERSION}"
+    )]
     VersionMismatch {
         /// The interface whose version differs.
         interface: String,
@@ -110,14 +112,20 @@ impl Plugin {
     pub(crate) fn check_pre(&self) -> Result<&CheckPre<HostState>, String> {
         match &self.inner.pre {
             Pre::Check(pre) => Ok(pre),
-            Pre::Action(_) => Err(format!("plugin {:?} is an action, not a check", self.inner.info.name)),
+            Pre::Action(_) => Err(format!(
+                "plugin {:?} is an action, not a check",
+                self.inner.info.name
+            )),
         }
     }
 
     pub(crate) fn action_pre(&self) -> Result<&ActionPre<HostState>, String> {
         match &self.inner.pre {
             Pre::Action(pre) => Ok(pre),
-            Pre::Check(_) => Err(format!("plugin {:?} is a check, not an action", self.inner.info.name)),
+            Pre::Check(_) => Err(format!(
+                "plugin {:?} is a check, not an action",
+                self.inner.info.name
+            )),
         }
     }
 }
@@ -177,7 +185,11 @@ impl Sandbox {
         }
         let Some(kind) = kind else {
             return Err(LoadError::NotAPlugin {
-                exports: if exports.is_empty() { "nothing".into() } else { exports.join(", ") },
+                exports: if exports.is_empty() {
+                    "nothing".into()
+                } else {
+                    exports.join(", ")
+                },
             });
         };
         let instance_pre = self.linker().instantiate_pre(&component).map_err(|e| {
@@ -190,8 +202,12 @@ impl Sandbox {
             }
         })?;
         let pre = match kind {
-            PluginKind::Check => Pre::Check(CheckPre::new(instance_pre).map_err(|e| LoadError::Compile(format!("{e:#}")))?),
-            PluginKind::Action => Pre::Action(ActionPre::new(instance_pre).map_err(|e| LoadError::Compile(format!("{e:#}")))?),
+            PluginKind::Check => Pre::Check(
+                CheckPre::new(instance_pre).map_err(|e| LoadError::Compile(format!("{e:#}")))?,
+            ),
+            PluginKind::Action => Pre::Action(
+                ActionPre::new(instance_pre).map_err(|e| LoadError::Compile(format!("{e:#}")))?,
+            ),
         };
         let info = self.describe(&pre).await?;
         Ok(Plugin {
@@ -221,7 +237,10 @@ impl Sandbox {
                 self.call(&task, move |store| {
                     Box::pin(async move {
                         let instance = pre.instantiate_async(&mut *store).await?;
-                        instance.hmrt_plugin_check_plugin().call_describe(&mut *store).await
+                        instance
+                            .hmrt_plugin_check_plugin()
+                            .call_describe(&mut *store)
+                            .await
                     })
                 })
                 .await
@@ -231,7 +250,10 @@ impl Sandbox {
                 self.call(&task, move |store| {
                     Box::pin(async move {
                         let instance = pre.instantiate_async(&mut *store).await?;
-                        instance.hmrt_plugin_action_plugin().call_describe(&mut *store).await
+                        instance
+                            .hmrt_plugin_action_plugin()
+                            .call_describe(&mut *store)
+                            .await
                     })
                 })
                 .await

@@ -234,7 +234,12 @@ impl Sandbox {
     ) -> (Result<Result<String, String>, CallError>, CallReport) {
         let pre = match plugin.action_pre() {
             Ok(pre) => pre.clone(),
-            Err(e) => return (Err(CallError::Instantiate(e.to_string())), CallReport::default()),
+            Err(e) => {
+                return (
+                    Err(CallError::Instantiate(e.to_string())),
+                    CallReport::default(),
+                );
+            }
         };
         let arg = wit_task(task);
         let trigger = bindings::action::exports::hmrt::plugin::action_plugin::Trigger {
@@ -263,21 +268,33 @@ impl Sandbox {
         let arg = wit_task(task);
         let result = match plugin.kind() {
             PluginKind::Check => {
-                let pre = plugin.check_pre().map_err(|e| CallError::Instantiate(e.to_string()))?.clone();
+                let pre = plugin
+                    .check_pre()
+                    .map_err(|e| CallError::Instantiate(e.to_string()))?
+                    .clone();
                 self.call(task, move |store| {
                     Box::pin(async move {
                         let instance = pre.instantiate_async(&mut *store).await?;
-                        instance.hmrt_plugin_check_plugin().call_validate(&mut *store, &arg).await
+                        instance
+                            .hmrt_plugin_check_plugin()
+                            .call_validate(&mut *store, &arg)
+                            .await
                     })
                 })
                 .await
             }
             PluginKind::Action => {
-                let pre = plugin.action_pre().map_err(|e| CallError::Instantiate(e.to_string()))?.clone();
+                let pre = plugin
+                    .action_pre()
+                    .map_err(|e| CallError::Instantiate(e.to_string()))?
+                    .clone();
                 self.call(task, move |store| {
                     Box::pin(async move {
                         let instance = pre.instantiate_async(&mut *store).await?;
-                        instance.hmrt_plugin_action_plugin().call_validate(&mut *store, &arg).await
+                        instance
+                            .hmrt_plugin_action_plugin()
+                            .call_validate(&mut *store, &arg)
+                            .await
                     })
                 })
                 .await
@@ -293,7 +310,10 @@ impl Sandbox {
         F: for<'a> FnOnce(&'a mut Store<HostState>) -> CallFuture<'a, R> + Send + 'static,
     {
         let Ok(_slot) = self.slots.clone().acquire_owned().await else {
-            return (Err(CallError::Host("sandbox closed".into())), CallReport::default());
+            return (
+                Err(CallError::Host("sandbox closed".into())),
+                CallReport::default(),
+            );
         };
         let started = Instant::now();
         let timeout = task.limits.timeout;
@@ -326,7 +346,9 @@ impl Sandbox {
                 match result {
                     Err(_elapsed) => Err(CallError::Timeout(timeout)),
                     Ok(Ok(value)) => Ok(value),
-                    Ok(Err(error)) => Err(classify(&error, memory_hit, limit, timeout, &report.stderr)),
+                    Ok(Err(error)) => {
+                        Err(classify(&error, memory_hit, limit, timeout, &report.stderr))
+                    }
                 }
             }
         };
@@ -439,7 +461,11 @@ fn classify(
             stderr: stderr.to_string(),
         },
         None => CallError::Trap {
-            trap: format!("{error:#}").lines().next().unwrap_or_default().to_string(),
+            trap: format!("{error:#}")
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
             stderr: stderr.to_string(),
         },
     }
