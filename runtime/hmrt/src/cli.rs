@@ -122,6 +122,7 @@ fn init_logging(args: &Args) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // Another subscriber (a test harness) may already be installed; that one wins.
     let _ = match args.log_format {
