@@ -4,6 +4,7 @@
 
 mod support;
 
+mod cli;
 mod e2e;
 mod plugins;
 mod sandbox;

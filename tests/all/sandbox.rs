@@ -171,6 +171,14 @@ grants = {{ http = ["{origin}"] }}
         "{message}"
     );
     assert_eq!(outcome.report.denials.len(), 1);
+    assert_eq!(
+        sandbox
+            .backends()
+            .denials
+            .get(hmrt::capabilities::Capability::Http),
+        1,
+        "denials are counted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,4 +210,60 @@ config = { mode = "stdout-flood" }
         "took {:?}",
         outcome.report.elapsed
     );
+}
+
+/// Whether any process runs with exactly this command line.
+fn running_with_cmdline(wanted: &[&str]) -> bool {
+    let wanted: Vec<u8> = wanted.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok())
+        .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_past_its_timeout_is_killed() {
+    let ws = Workspace::new();
+    // A distinctive duration so the test can find exactly this process.
+    let marker = "31.4159";
+    let config = ws.load(&format!(
+        r#"
+[[task]]
+name = "slow"
+check = "command"
+timeout = "700ms"
+config = {{ program = "sleep", args = ["{marker}"] }}
+grants = {{ exec = ["sleep"] }}
+"#
+    ));
+    let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
+    let tasks = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
+    let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else {
+        panic!("command missing")
+    };
+    let outcome = sandbox.check(&entry.plugin, &tasks[0].check_call).await;
+    assert_eq!(
+        outcome.status(),
+        hmrt::sandbox::Status::Unhealthy,
+        "{}",
+        outcome.message()
+    );
+    assert!(
+        outcome.report.elapsed < Duration::from_secs(3),
+        "took {:?}",
+        outcome.report.elapsed
+    );
+    let sleep = std::process::Command::new("which")
+        .arg("sleep")
+        .output()
+        .expect("which");
+    let sleep = String::from_utf8_lossy(&sleep.stdout).trim().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while running_with_cmdline(&[&sleep, marker]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`sleep {marker}` outlived its check"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

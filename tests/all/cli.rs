@@ -1,0 +1,115 @@
+//! The binary as an operator uses it: `hmrt check`'s Nagios exit codes, and `hmrt run`
+//! stopping cleanly on SIGTERM and SIGINT.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{HttpServer, Workspace, hmrt};
+
+fn command_task(name: &str, program: &str, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        "[[task]]\nname = \"{name}\"\ncheck = \"command\"\nconfig = {{ program = \"{program}\", args = [{}] }}\ngrants = {{ exec = [\"{program}\"] }}\n",
+        args.join(", ")
+    )
+}
+
+#[test]
+fn check_exits_with_the_worst_status_the_nagios_way() {
+    let ws = Workspace::new();
+    let cases = [
+        (command_task("ok", "true", &[]), 0),
+        (
+            command_task("ok", "true", &[]) + &command_task("warn", "false", &[]),
+            1,
+        ),
+        (
+            command_task("warn", "false", &[]) + &command_task("crit", "ls", &["/no/such/path"]),
+            2,
+        ),
+        (
+            command_task("unknown", "python3", &["-c", "import sys; sys.exit(3)"]),
+            3,
+        ),
+        // Unhealthy counts as worse than unknown.
+        (
+            command_task("unknown", "python3", &["-c", "import sys; sys.exit(3)"])
+                + &command_task("crit", "ls", &["/no/such/path"]),
+            2,
+        ),
+    ];
+    for (config, expected) in cases {
+        let path = ws.config(&config);
+        let (code, stdout, stderr) = hmrt(&["check", path.to_str().expect("utf-8")]);
+        assert_eq!(
+            code, expected,
+            "config:\n{config}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+    }
+    // --task picks one.
+    let path = ws.config(
+        &(command_task("ok", "true", &[]) + &command_task("crit", "ls", &["/no/such/path"])),
+    );
+    let (code, stdout, _) = hmrt(&["check", "--task", "ok", path.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(!stdout.contains("crit"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_stops_on_sigterm_and_sigint_with_exit_zero() {
+    let server = HttpServer::start().await;
+    let ws = Workspace::new();
+    let path = ws.config(&format!(
+        "[[task]]\nname = \"web\"\ncheck = \"http\"\ninterval = \"200ms\"\ntimeout = \"2s\"\nconfig = {{ url = \"{}\" }}\ngrants = {{ http = [\"{}\"] }}\n",
+        server.url("/"),
+        server.origin()
+    ));
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hmrt"))
+            .args(["run", path.to_str().expect("utf-8")])
+            .env("HMRT_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start hmrt");
+        let stderr = child.stderr.take().expect("stderr");
+        let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        // Wait until it has checked the task once.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut log = Vec::new();
+        while !log
+            .iter()
+            .any(|l: &String| l.contains("unknown -> healthy"))
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines_rx.recv_timeout(left) {
+                Ok(line) => log.push(line),
+                Err(_) => panic!("hmrt never reported the task healthy:\n{}", log.join("\n")),
+            }
+        }
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        let sent = Instant::now();
+        nix::sys::signal::kill(pid, signal).expect("signal hmrt");
+        // The longest timeout is 2 s; allow for process teardown on a loaded machine.
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(5),
+                "hmrt did not stop within 5 s of {signal}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(status.success(), "{signal}: exit {status:?}");
+    }
+}
