@@ -8,9 +8,12 @@ use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
-use super::bindings::action::ActionPre;
-use super::bindings::check::CheckPre;
-use super::{CallLimits, HostState, PluginInfo, Sandbox, TaskCall};
+use wasmtime::Store;
+
+use super::bindings::action::{Action, ActionPre};
+use super::bindings::check::{Check, CheckPre};
+use super::bindings::types::Task;
+use super::{CallLimits, HostState, Need, PluginInfo, Sandbox, TaskCall};
 
 /// The version of the `hmrt:plugin` package this host speaks.
 pub const CONTRACT_VERSION: &str = "0.1.0";
@@ -88,9 +91,59 @@ struct Inner {
     pre: Pre,
 }
 
-enum Pre {
+#[derive(Clone)]
+pub(crate) enum Pre {
     Check(CheckPre<HostState>),
     Action(ActionPre<HostState>),
+}
+
+/// An instance of either world, for the exports both worlds share.
+pub(crate) enum Instance {
+    Check(Check),
+    Action(Action),
+}
+
+impl Pre {
+    pub(crate) async fn instantiate(
+        &self,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Pre::Check(pre) => Instance::Check(pre.instantiate_async(store).await?),
+            Pre::Action(pre) => Instance::Action(pre.instantiate_async(store).await?),
+        })
+    }
+}
+
+impl Instance {
+    pub(crate) async fn describe(
+        &self,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<PluginInfo> {
+        match self {
+            Instance::Check(i) => i.hmrt_plugin_check_plugin().call_describe(store).await,
+            Instance::Action(i) => i.hmrt_plugin_action_plugin().call_describe(store).await,
+        }
+    }
+
+    pub(crate) async fn validate(
+        &self,
+        store: &mut Store<HostState>,
+        task: &Task,
+    ) -> wasmtime::Result<Result<Vec<Need>, String>> {
+        match self {
+            Instance::Check(i) => {
+                i.hmrt_plugin_check_plugin()
+                    .call_validate(store, task)
+                    .await
+            }
+            Instance::Action(i) => {
+                i.hmrt_plugin_action_plugin()
+                    .call_validate(store, task)
+                    .await
+            }
+        }
+    }
 }
 
 impl Plugin {
@@ -107,6 +160,10 @@ impl Plugin {
     /// The interfaces it imports (WASI and hmrt's), as the component names them.
     pub fn imports(&self) -> &[String] {
         &self.inner.imports
+    }
+
+    pub(crate) fn pre(&self) -> &Pre {
+        &self.inner.pre
     }
 
     pub(crate) fn check_pre(&self) -> Result<&CheckPre<HostState>, String> {
@@ -231,34 +288,12 @@ impl Sandbox {
                 memory_bytes: 16 << 20,
             },
         };
-        let (result, _report) = match pre {
-            Pre::Check(pre) => {
-                let pre = pre.clone();
-                self.call(&task, move |store| {
-                    Box::pin(async move {
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        instance
-                            .hmrt_plugin_check_plugin()
-                            .call_describe(&mut *store)
-                            .await
-                    })
-                })
-                .await
-            }
-            Pre::Action(pre) => {
-                let pre = pre.clone();
-                self.call(&task, move |store| {
-                    Box::pin(async move {
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        instance
-                            .hmrt_plugin_action_plugin()
-                            .call_describe(&mut *store)
-                            .await
-                    })
-                })
-                .await
-            }
-        };
+        let pre = pre.clone();
+        let (result, _report) = self
+            .call(&task, move |store| {
+                Box::pin(async move { pre.instantiate(store).await?.describe(store).await })
+            })
+            .await;
         result.map_err(|e| LoadError::Describe(e.to_string()))
     }
 }

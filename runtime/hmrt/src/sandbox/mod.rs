@@ -266,41 +266,13 @@ impl Sandbox {
         task: &TaskCall,
     ) -> Result<Result<Vec<Need>, String>, CallError> {
         let arg = wit_task(task);
-        let result = match plugin.kind() {
-            PluginKind::Check => {
-                let pre = plugin
-                    .check_pre()
-                    .map_err(|e| CallError::Instantiate(e.to_string()))?
-                    .clone();
-                self.call(task, move |store| {
-                    Box::pin(async move {
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        instance
-                            .hmrt_plugin_check_plugin()
-                            .call_validate(&mut *store, &arg)
-                            .await
-                    })
-                })
-                .await
-            }
-            PluginKind::Action => {
-                let pre = plugin
-                    .action_pre()
-                    .map_err(|e| CallError::Instantiate(e.to_string()))?
-                    .clone();
-                self.call(task, move |store| {
-                    Box::pin(async move {
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        instance
-                            .hmrt_plugin_action_plugin()
-                            .call_validate(&mut *store, &arg)
-                            .await
-                    })
-                })
-                .await
-            }
-        };
-        result.0
+        let pre = plugin.pre().clone();
+        let (result, _report) = self
+            .call(task, move |store| {
+                Box::pin(async move { pre.instantiate(store).await?.validate(store, &arg).await })
+            })
+            .await;
+        result
     }
 
     /// Runs one call in a fresh Store, in its own tokio task, within the task's limits.

@@ -1,0 +1,554 @@
+//! `hmrt simulate`: replays a timestamped sequence of results through the policy engine and
+//! tells what would have happened and when.
+//!
+//! The engine is [`hmrt_policy::Engine`], built from the config's tasks exactly as `hmrt run`
+//! builds it ([`policies`]), so a simulation runs the same rules, thresholds, backoff, budget,
+//! start periods, dependencies and flapping as the daemon. Only the jitter seed differs: the
+//! daemon draws one at random, a simulation uses a fixed one (`--seed`, default 0) so the same
+//! inputs always print the same output.
+//!
+//! # The results file
+//!
+//! One entry per line. Blank lines and lines whose first non-blank character is `#` are
+//! ignored (a `#` later in a line is part of the message). Two forms, which may be mixed:
+//!
+//! **Text**: `<time> [task=<name>] <what> [message...]`
+//!
+//! - `<time>` is either an offset from the start as a humane duration (`0s`, `1500ms`, `2m`,
+//!   `1m30s`, `4.5s`), or an absolute time in RFC 3339 (`2026-11-23T10:00:00.250Z`, or with an
+//!   offset such as `+01:00`). A file uses one kind only: offsets are what a person writes by
+//!   hand, absolute times what an export writes. Offsets count from 0; with absolute times the
+//!   first entry is the start (`+0.000s` in the output).
+//! - `task=<name>` (optional) feeds the entry to another task of the config; without it the
+//!   entry is for the task named by `--task`.
+//! - `<what>` is a check status, `healthy`, `degraded`, `unhealthy` or `unknown`, or the outcome
+//!   of the action the engine asked for: `action-ok` or `action-error`.
+//! - The rest of the line is the message (the check's message, the action's outcome or error).
+//!
+//! **JSON Lines**: a line starting with `{` is one JSON object:
+//!
+//! ```text
+//! {"at": 1795428000250, "status": "unhealthy", "message": "connection refused"}
+//! {"at": 1795428001000, "action": "ok", "message": "restarted web"}
+//! {"at": 1795428001000, "action": "error", "message": "supervisor: SPAWN_ERROR"}
+//! {"at": 1795428002000, "task": "db", "status": "healthy"}
+//! ```
+//!
+//! - `at` (required): the time, in milliseconds since the UNIX epoch (an absolute time, so a
+//!   JSON entry does not mix with text offsets);
+//! - exactly one of `status` (`healthy|degraded|unhealthy|unknown`: a check result) and
+//!   `action` (`ok|error`: an action's outcome);
+//! - `message` (optional, default empty) and `task` (optional, as `task=` above).
+//!
+//! Other fields are ignored, so an export may carry more (an attempt number, a duration).
+//!
+//! # Rules
+//!
+//! - Times never go backwards; entries at the same time are taken in file order.
+//! - When the engine asks for an action, the outcome is the next entry for that task if that
+//!   entry is `action-ok`/`action-error` (at that entry's time: when the action finished).
+//!   Otherwise (the next entry for the task is a check, or there is none) the action is assumed
+//!   to have succeeded at the instant it was asked for, and the output says `(assumed ok)`.
+//! - An action outcome when the engine asked for no action is an error: the file and the policy
+//!   disagree (typically a file written for another config).
+//! - Every task of the config exists in the engine, but only the entries in the file are ever
+//!   observed. A task that has no entries stays `unknown`, so a task that `depends_on` it is held
+//!   from the start: give the dependency's results with `task=<name>` (a `healthy` at `0s` is
+//!   enough to release the hold).
+//! - Errors name `file:line` and what is wrong.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmrt_config::Config;
+use hmrt_policy::{Decision, DecisionKind, Engine, PolicyConfig, State, Status, Timestamp};
+
+/// A line of the results file that is not a valid entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}: {problem}", file.display())]
+pub struct ResultsError {
+    /// The results file.
+    pub file: PathBuf,
+    /// The line, counted from 1.
+    pub line: usize,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// A simulation that cannot run, or cannot go on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SimulateError {
+    /// `--task` names no task of the config.
+    #[error("{}: no task named {task:?} (the tasks are: {})", config.display(), known.join(", "))]
+    UnknownTask {
+        /// The config file.
+        config: PathBuf,
+        /// The name given.
+        task: String,
+        /// The config's tasks, in file order.
+        known: Vec<String>,
+    },
+    /// An entry's `task=` names no task of the config.
+    #[error("{}:{line}: no task named {task:?} in {}", file.display(), config.display())]
+    UnknownEntryTask {
+        /// The results file.
+        file: PathBuf,
+        /// The entry's line.
+        line: usize,
+        /// The name given.
+        task: String,
+        /// The config file.
+        config: PathBuf,
+    },
+    /// An action outcome where the engine asked for no action.
+    #[error(
+        "{}:{line}: an action outcome for {task:?}, but the policy asked for no action here ({task} is {state})",
+        file.display()
+    )]
+    NoActionAsked {
+        /// The results file.
+        file: PathBuf,
+        /// The entry's line.
+        line: usize,
+        /// The task.
+        task: String,
+        /// The task's state at that point.
+        state: State,
+    },
+    /// The policy rejected the config's tasks (the config loader should have caught it).
+    #[error("{}: {problem}", config.display())]
+    Policy {
+        /// The config file.
+        config: PathBuf,
+        /// What the policy said.
+        problem: hmrt_policy::ConfigError,
+    },
+    /// The policy refused a call. The checks above should make this impossible.
+    #[error("{}:{line}: {problem}", file.display())]
+    Refused {
+        /// The results file.
+        file: PathBuf,
+        /// The entry's line.
+        line: usize,
+        /// What the policy said.
+        problem: hmrt_policy::PolicyError,
+    },
+}
+
+/// How the times of a results file are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// Offsets from the start (`1m30s`): the start is time 0.
+    Offsets,
+    /// Absolute times (RFC 3339, or JSON's milliseconds): the first entry is the start.
+    Absolute,
+}
+
+/// What an entry reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum What {
+    /// A check result.
+    Check(Status),
+    /// The outcome of the action the engine asked for: `true` if it ran, `false` if it failed.
+    Action {
+        /// Whether the action ran.
+        ok: bool,
+    },
+}
+
+/// One entry of a results file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its line in the file, counted from 1.
+    pub line: usize,
+    /// When it happened.
+    pub at: Timestamp,
+    /// The task it is for; `None`: the simulated task.
+    pub task: Option<String>,
+    /// What it reports.
+    pub what: What,
+    /// The check's message, or the action's outcome or error.
+    pub message: String,
+}
+
+/// A parsed results file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Results {
+    /// The file it was read from (named in errors).
+    pub file: PathBuf,
+    /// How its times are written.
+    pub clock: Clock,
+    /// Its entries, in file order (and so in time order).
+    pub entries: Vec<Entry>,
+}
+
+impl Results {
+    /// The time shown as `+0.000s`: 0 for offsets, the first entry's time for absolute times.
+    pub fn origin(&self) -> Timestamp {
+        match self.clock {
+            Clock::Offsets => Timestamp(0),
+            Clock::Absolute => self.entries.first().map_or(Timestamp(0), |e| e.at),
+        }
+    }
+}
+
+/// One line of a simulation's story.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// What the engine decided.
+    Decision(Decision),
+    /// An action finished: the backoff puts the next one no earlier than `not_before`.
+    Backoff {
+        /// The task.
+        task: String,
+        /// When the action finished.
+        at: Timestamp,
+        /// The next attempt's number.
+        next_attempt: u32,
+        /// No action before this time.
+        not_before: Timestamp,
+    },
+}
+
+/// The message given to the engine for an action outcome the file did not give. The engine
+/// shows it in its transition, as `attempt N finished (assumed ok)`.
+pub const ASSUMED_OK: &str = "assumed ok";
+
+/// Parses a results file's `text`; `file` is named in errors.
+pub fn parse_results(text: &str, file: &Path) -> Result<Results, ResultsError> {
+    let mut entries: Vec<Entry> = Vec::new();
+    // The kind of time the first entry used, and its line.
+    let mut clock: Option<(Clock, usize)> = None;
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let error = |problem: String| ResultsError {
+            file: file.to_path_buf(),
+            line,
+            problem,
+        };
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let (entry_clock, entry) = if trimmed.starts_with('{') {
+            parse_json(trimmed, line).map_err(error)?
+        } else {
+            parse_text(trimmed, line).map_err(error)?
+        };
+        match clock {
+            None => clock = Some((entry_clock, line)),
+            Some((first, first_line)) if first != entry_clock => {
+                let (this, that) = match entry_clock {
+                    Clock::Offsets => ("an offset from the start", "absolute times"),
+                    Clock::Absolute => ("an absolute time", "offsets from the start"),
+                };
+                return Err(error(format!(
+                    "{this}, but the file uses {that} (since line {first_line}); use one kind of time in a file"
+                )));
+            }
+            Some(_) => {}
+        }
+        if let Some(previous) = entries.last()
+            && entry.at < previous.at
+        {
+            return Err(error(format!(
+                "the time goes backwards: {} is before line {}'s {}",
+                show_time(entry_clock, entry.at),
+                previous.line,
+                show_time(entry_clock, previous.at)
+            )));
+        }
+        entries.push(entry);
+    }
+    Ok(Results {
+        file: file.to_path_buf(),
+        clock: clock.map_or(Clock::Offsets, |(c, _)| c),
+        entries,
+    })
+}
+
+/// A time as the file writes it, for error messages.
+fn show_time(clock: Clock, at: Timestamp) -> String {
+    match clock {
+        Clock::Offsets => humantime::format_duration(Duration::from_millis(at.0)).to_string(),
+        Clock::Absolute => rfc3339(at),
+    }
+}
+
+fn rfc3339(at: Timestamp) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at.0)).to_string()
+}
+
+fn parse_text(line_text: &str, line: usize) -> Result<(Clock, Entry), String> {
+    let mut rest = line_text;
+    let mut word = || {
+        let text = rest.trim_start();
+        let end = text.find(char::is_whitespace).unwrap_or(text.len());
+        let (w, r) = text.split_at(end);
+        rest = r;
+        w
+    };
+    let time = word();
+    let (clock, at) = parse_time(time)?;
+    let mut what_word = word();
+    let mut task = None;
+    if let Some(name) = what_word.strip_prefix("task=") {
+        if name.is_empty() {
+            return Err("task= names no task".to_string());
+        }
+        task = Some(name.to_string());
+        what_word = word();
+    }
+    let what = match what_word {
+        "" => {
+            return Err(format!(
+                "nothing after the time {time:?}: expected a status (healthy, degraded, unhealthy, unknown) or action-ok / action-error"
+            ));
+        }
+        "action-ok" => What::Action { ok: true },
+        "action-error" => What::Action { ok: false },
+        other => What::Check(other.parse::<Status>().map_err(|_| {
+            format!(
+                "unknown status {other:?}: expected healthy, degraded, unhealthy, unknown, action-ok or action-error"
+            )
+        })?),
+    };
+    Ok((
+        clock,
+        Entry {
+            line,
+            at,
+            task,
+            what,
+            message: rest.trim().to_string(),
+        },
+    ))
+}
+
+/// An offset (`1m30s`) or an RFC 3339 time.
+fn parse_time(text: &str) -> Result<(Clock, Timestamp), String> {
+    // A date starts with four digits and a dash; no duration does.
+    let looks_absolute =
+        text.len() > 4 && text.as_bytes()[..4].iter().all(u8::is_ascii_digit) && text.as_bytes()[4] == b'-';
+    if looks_absolute {
+        let at = parse_rfc3339(text).map_err(|e| {
+            format!(
+                "bad time {text:?}: {e} (expected RFC 3339, such as 2026-11-23T10:00:00.250Z)"
+            )
+        })?;
+        Ok((Clock::Absolute, at))
+    } else {
+        let d = humantime::parse_duration(text).map_err(|e| {
+            format!(
+                "bad time {text:?}: {e} (expected an offset such as 0s, 1500ms, 1m30s, or an RFC 3339 time)"
+            )
+        })?;
+        Ok((Clock::Offsets, Timestamp(millis(d))))
+    }
+}
+
+/// RFC 3339 with `Z` or a numeric offset (humantime reads only UTC, so the offset is applied
+/// here).
+fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
+    let bytes = text.as_bytes();
+    let (utc_text, offset_minutes): (String, i64) = if text.ends_with(['Z', 'z']) {
+        (format!("{}Z", &text[..text.len() - 1]), 0)
+    } else if bytes.len() > 6
+        && matches!(bytes[bytes.len() - 6], b'+' | b'-')
+        && bytes[bytes.len() - 3] == b':'
+    {
+        let (local, offset) = text.split_at(text.len() - 6);
+        let hours: i64 = offset[1..3].parse().map_err(|_| "bad UTC offset".to_string())?;
+        let minutes: i64 = offset[4..6].parse().map_err(|_| "bad UTC offset".to_string())?;
+        if hours > 23 || minutes > 59 {
+            return Err("bad UTC offset".to_string());
+        }
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        (format!("{local}Z"), sign * (hours * 60 + minutes))
+    } else {
+        return Err("no time zone (end it with Z or an offset such as +01:00)".to_string());
+    };
+    let time = humantime::parse_rfc3339(&utc_text).map_err(|e| e.to_string())?;
+    let ms = time
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| "before 1970".to_string())
+        .map(millis)?;
+    let ms = i128::from(ms) - i128::from(offset_minutes) * 60_000;
+    u64::try_from(ms)
+        .map(Timestamp)
+        .map_err(|_| "before 1970".to_string())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The JSON form of an entry. Unknown fields are ignored (see the module docs).
+#[derive(serde::Deserialize)]
+struct JsonEntry {
+    at: u64,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    task: Option<String>,
+}
+
+fn parse_json(text: &str, line: usize) -> Result<(Clock, Entry), String> {
+    let json: JsonEntry =
+        serde_json::from_str(text).map_err(|e| format!("bad JSON entry: {e}"))?;
+    let what = match (json.status.as_deref(), json.action.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "an entry has either \"status\" (a check) or \"action\" (an action's outcome), not both"
+                    .to_string(),
+            );
+        }
+        (None, None) => {
+            return Err(
+                "the entry has neither \"status\" (a check) nor \"action\" (an action's outcome)"
+                    .to_string(),
+            );
+        }
+        (Some(status), None) => What::Check(status.parse::<Status>().map_err(|_| {
+            format!("unknown status {status:?}: expected healthy, degraded, unhealthy or unknown")
+        })?),
+        (None, Some("ok")) => What::Action { ok: true },
+        (None, Some("error")) => What::Action { ok: false },
+        (None, Some(other)) => {
+            return Err(format!(
+                "unknown action outcome {other:?}: expected \"ok\" or \"error\""
+            ));
+        }
+    };
+    if json.task.as_deref() == Some("") {
+        return Err("\"task\" names no task".to_string());
+    }
+    Ok((
+        Clock::Absolute,
+        Entry {
+            line,
+            at: Timestamp(json.at),
+            task: json.task,
+            what,
+            message: json.message.unwrap_or_default(),
+        },
+    ))
+}
+
+/// Every task's policy, by name: what the engine is built from, in `hmrt run` and here.
+pub fn policies(config: &Config) -> BTreeMap<String, PolicyConfig> {
+    config
+        .tasks
+        .iter()
+        .map(|t| (t.name.clone(), t.policy.clone()))
+        .collect()
+}
+
+/// Replays `results` for `task` through an engine built from `config` with jitter `seed`, and
+/// returns the decisions with backoff notes between them.
+pub fn replay(
+    config: &Config,
+    task: &str,
+    results: &Results,
+    seed: u64,
+) -> Result<Vec<Step>, SimulateError> {
+    if config.task(task).is_none() {
+        return Err(SimulateError::UnknownTask {
+            config: config.file.clone(),
+            task: task.to_string(),
+            known: config.tasks.iter().map(|t| t.name.clone()).collect(),
+        });
+    }
+    let mut engine =
+        Engine::new(policies(config), seed).map_err(|problem| SimulateError::Policy {
+            config: config.file.clone(),
+            problem,
+        })?;
+    let entries = &results.entries;
+    let task_of = |entry: &Entry| entry.task.clone().unwrap_or_else(|| task.to_string());
+    let mut steps = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let name = task_of(entry);
+        let refused = |problem| SimulateError::Refused {
+            file: results.file.clone(),
+            line: entry.line,
+            problem,
+        };
+        let Some(state) = engine.state(&name).map(|s| s.state()) else {
+            return Err(SimulateError::UnknownEntryTask {
+                file: results.file.clone(),
+                line: entry.line,
+                task: name,
+                config: config.file.clone(),
+            });
+        };
+        let mut decisions = match entry.what {
+            What::Check(status) => engine
+                .observe(&name, entry.at, status, &entry.message)
+                .map_err(refused)?,
+            What::Action { ok } => {
+                if state != State::Restarting {
+                    return Err(SimulateError::NoActionAsked {
+                        file: results.file.clone(),
+                        line: entry.line,
+                        task: name,
+                        state,
+                    });
+                }
+                let result = if ok {
+                    Ok(entry.message.clone())
+                } else {
+                    Err(entry.message.clone())
+                };
+                let decisions = engine
+                    .action_finished(&name, entry.at, result)
+                    .map_err(refused)?;
+                push_all(&mut steps, decisions);
+                push_backoff(&mut steps, &engine, &name, entry.at);
+                continue;
+            }
+        };
+        // Each action asked for gets its outcome: the file's, if the next entry for its task
+        // gives one, else "ok" at once.
+        while !decisions.is_empty() {
+            let mut next = Vec::new();
+            for decision in decisions {
+                let asked = match decision.kind {
+                    DecisionKind::Act { .. } => Some((decision.task.clone(), decision.at)),
+                    _ => None,
+                };
+                steps.push(Step::Decision(decision));
+                let Some((acting, at)) = asked else { continue };
+                let outcome_follows = entries[index + 1..]
+                    .iter()
+                    .find(|later| task_of(later) == acting)
+                    .is_some_and(|later| matches!(later.what, What::Action { .. }));
+                if !outcome_follows {
+                    next.extend(
+                        engine
+                            .action_finished(&acting, at, Ok(ASSUMED_OK.to_string()))
+                            .map_err(refused)?,
+                    );
+                    // The note goes after this call's decisions, where the story reads it.
+                    pending_backoff_notes(&mut next, &acting);
+                }
+            }
+            decisions = Vec::new();
+            for decision in next {
+                if decision.task.is_empty() {
+                    // A marker for a backoff note (see `pending_backoff_notes`).
+                    push_backoff(&mut steps, &engine, &decision_marker_task(&decision), decision.at);
+                } else {
+                    decisions.push(decision);
+                }
+            }
+        }
+    }
+    Ok(steps)
+}
