@@ -7,5 +7,7 @@ mod support;
 mod cli;
 mod e2e;
 mod plugins;
+mod recovery;
 mod sandbox;
+mod simulate;
 mod validate;

@@ -3,6 +3,7 @@
 end-to-end tests. Python 3 standard library only; listens on 127.0.0.1 only.
 
     flaky_service.py --port N [--control-file PATH] [--never-healthy] [--start-delay S]
+                     [--requires-port P]
 
 Endpoints:
     GET  /health   200 "ok" while healthy, 500 "unhealthy" after /fail; hangs after /hang
@@ -16,6 +17,8 @@ given: then the mode is kept in that file ("ok", "fail" or "hang"; missing = "ok
 every /health request, so it survives restarts (a service a restart cannot fix) and a test
 can also flip it by writing the file. --never-healthy makes /health always 500.
 --start-delay sleeps that many seconds before listening (a slow starter).
+--requires-port makes /health answer 500 "dependency down" while nothing accepts connections on
+127.0.0.1:P (a service that needs its database).
 
 Every request is logged to stderr. SIGTERM and SIGINT exit promptly with status 0.
 """
@@ -23,6 +26,7 @@ Every request is logged to stderr. SIGTERM and SIGINT exit promptly with status 
 import argparse
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -36,16 +40,27 @@ def log(msg):
     sys.stderr.flush()
 
 
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
 class State:
-    def __init__(self, control_file, never_healthy):
+    def __init__(self, control_file, never_healthy, requires_port=None):
         self.control_file = control_file
         self.never_healthy = never_healthy
+        self.requires_port = requires_port
         self.lock = threading.Lock()
         self.mode = "ok"
 
     def get(self):
         if self.never_healthy:
             return "fail"
+        if self.requires_port is not None and not port_open(self.requires_port):
+            return "dependency down"
         if self.control_file is None:
             with self.lock:
                 return self.mode
@@ -86,6 +101,8 @@ def make_handler(state):
                 mode = state.get()
                 if mode == "ok":
                     self.reply(200, "ok")
+                elif mode == "dependency down":
+                    self.reply(500, "dependency down: nothing on port %d" % state.requires_port)
                 elif mode == "hang":
                     log("GET /health: hanging (mode hang)")
                     # Daemon thread: never answers, and does not delay exit.
@@ -120,6 +137,7 @@ def main():
     parser.add_argument("--control-file")
     parser.add_argument("--never-healthy", action="store_true")
     parser.add_argument("--start-delay", type=float, default=0.0)
+    parser.add_argument("--requires-port", type=int)
     args = parser.parse_args()
 
     def on_signal(signum, _frame):
@@ -134,7 +152,7 @@ def main():
         log("sleeping %.2fs before listening" % args.start_delay)
         time.sleep(args.start_delay)
 
-    state = State(args.control_file, args.never_healthy)
+    state = State(args.control_file, args.never_healthy, args.requires_port)
     try:
         server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(state))
     except OSError as e:

@@ -2,7 +2,7 @@
 //! result goes to the policy engine; what it decides is carried out (actions run in the
 //! sandbox) and published as events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::events::{Event, Events};
 use crate::sandbox::{ActionTrigger, Sandbox, Status};
+use crate::state::{StateError, StateStore};
 use crate::tasks::{Bound, BoundTask};
 
 /// Why the daemon could not start.
@@ -24,6 +25,9 @@ pub enum DaemonError {
     /// The policy rejected the tasks' settings (should have been caught by the config).
     #[error("policy: {0}")]
     Policy(String),
+    /// The state directory cannot be used (not writable, or held by another daemon).
+    #[error("state: {0}")]
+    State(#[from] StateError),
 }
 
 /// The running daemon's shared parts.
@@ -31,6 +35,8 @@ struct Shared {
     sandbox: Arc<Sandbox>,
     engine: Mutex<Engine>,
     events: Events,
+    /// Every task's policy state, written after each change and read back at start.
+    store: StateStore,
 }
 
 impl Shared {
@@ -69,7 +75,9 @@ fn policy_status(status: Status) -> hmrt_policy::Status {
 }
 
 impl Daemon {
-    /// A daemon for `tasks` (bound from `config`), publishing to `events`.
+    /// A daemon for `tasks` (bound from `config`), publishing to `events`. Takes the state
+    /// directory (`config.runtime.state_dir`, created if missing) and resumes every task from its
+    /// state file; see [`crate::state`].
     pub fn new(
         config: Config,
         sandbox: Arc<Sandbox>,
@@ -81,16 +89,39 @@ impl Daemon {
             .iter()
             .map(|t| (t.name.clone(), t.policy.clone()))
             .collect();
-        let engine = Engine::new(policies, rand::rng().random())
+        let mut engine = Engine::new(policies, rand::rng().random())
             .map_err(|e| DaemonError::Policy(e.to_string()))?;
-        Ok(Daemon {
-            shared: Arc::new(Shared {
-                sandbox,
-                engine: Mutex::new(engine),
-                events,
-            }),
-            tasks,
-        })
+        // Before any task loop starts: the first check already sees the restored state.
+        let store = StateStore::open(&config.runtime.state_dir)?;
+        let restored = store.restore(&mut engine, now())?;
+        let resumed: Vec<String> = restored
+            .report
+            .restored
+            .iter()
+            .filter_map(|name| engine.state(name).map(|s| format!("{name} {}", s.state())))
+            .collect();
+        let mut summary = format!("state: resumed {} task(s)", resumed.len());
+        if !resumed.is_empty() {
+            summary.push_str(&format!(" ({})", resumed.join(", ")));
+        }
+        if !restored.report.fresh.is_empty() {
+            summary.push_str(&format!(
+                "; starting fresh: {}",
+                restored.report.fresh.join(", ")
+            ));
+        }
+        tracing::info!(dir = %store.dir().display(), "{summary}");
+        let shared = Arc::new(Shared {
+            sandbox,
+            engine: Mutex::new(engine),
+            events,
+            store,
+        });
+        // Actions cut short by the last stop: already saved as failed attempts by `restore`.
+        for decision in &restored.decisions {
+            publish(&shared, decision);
+        }
+        Ok(Daemon { shared, tasks })
     }
 
     /// Runs until `shutdown` resolves, then lets every task finish the call it is in (each is
@@ -113,6 +144,14 @@ impl Daemon {
                 tracing::error!("a task loop ended abnormally: {e}");
             }
         }
+        // Every change was saved as it happened; this also covers a write that failed then.
+        let all: BTreeSet<String> = self
+            .shared
+            .engine()
+            .task_names()
+            .map(str::to_string)
+            .collect();
+        persist(&self.shared, all).await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -155,8 +194,11 @@ async fn task_loop(shared: Arc<Shared>, task: BoundTask, mut stop: watch::Receiv
 }
 
 /// One check, then whatever the policy decides.
-async fn run_once(shared: &Shared, task: &BoundTask) {
+async fn run_once(shared: &Arc<Shared>, task: &BoundTask) {
     let name = task.name();
+    if shared.store.rearm_requested(name) {
+        rearm_on_request(shared, name).await;
+    }
     let (status, message) = match &task.check {
         Bound::Broken(reason) => (Status::Unknown, reason.clone()),
         Bound::Ready(entry) => {
@@ -180,16 +222,79 @@ async fn run_once(shared: &Shared, task: &BoundTask) {
         .engine()
         .observe(name, now(), policy_status(status), &message);
     let mut pending = checked(name, decisions);
+    // Durable before anything it decided happens: a kill -9 during the action or the backoff
+    // that follows must not give the budget back.
+    persist(shared, involved(name, &pending)).await;
     while !pending.is_empty() {
         let mut next = Vec::new();
         for decision in pending {
             if let Some(attempt) = publish(shared, &decision)
                 && decision.task == name
             {
-                next.extend(run_action(shared, task, attempt, status, &message).await);
+                let decided = run_action(shared, task, attempt, status, &message).await;
+                persist(shared, involved(name, &decided)).await;
+                next.extend(decided);
             }
         }
         pending = next;
+    }
+}
+
+/// A person asked (`hmrt rearm`) to re-arm the task: re-arm it if it is still failed, save that,
+/// and only then delete the request, so a stop in between leaves the request to be taken again.
+async fn rearm_on_request(shared: &Arc<Shared>, name: &str) {
+    let rearmed = shared.engine().rearm(name, now());
+    match rearmed {
+        Ok(decisions) => {
+            tracing::info!(task = %name, "re-armed at a person's request");
+            persist(shared, involved(name, &decisions)).await;
+            for decision in &decisions {
+                publish(shared, decision);
+            }
+        }
+        Err(e) => tracing::info!(task = %name, "re-arm request ignored: {e}"),
+    }
+    let owned = shared.clone();
+    let task = name.to_string();
+    let cleared = tokio::task::spawn_blocking(move || owned.store.clear_rearm_request(&task)).await;
+    match cleared {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(task = %name, "cannot remove the re-arm request: {e}"),
+        Err(e) => tracing::error!(task = %name, "removing the re-arm request failed: {e}"),
+    }
+}
+
+/// The task a call was about and every task its decisions name (a dependency hold).
+fn involved(task: &str, decisions: &[Decision]) -> BTreeSet<String> {
+    std::iter::once(task.to_string())
+        .chain(decisions.iter().map(|d| d.task.clone()))
+        .collect()
+}
+
+/// Writes the current states of `tasks` to the state directory and returns once they are
+/// durable. The write (with its fsyncs) runs on the blocking pool, not on the executor. A write
+/// that fails is logged and the daemon goes on: repairing services matters more than remembering
+/// that it did.
+async fn persist(shared: &Arc<Shared>, tasks: BTreeSet<String>) {
+    let owned = shared.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        // The states are taken under the store's write lock, so writes land in order.
+        owned.store.save_with(now(), || {
+            let engine = owned.engine();
+            tasks
+                .into_iter()
+                .filter_map(|t| {
+                    let state = engine.state(&t)?.clone();
+                    Some((t, state))
+                })
+                .collect()
+        })
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("cannot save the state: {e}"),
+        Err(e) => tracing::error!("saving the state failed: {e}"),
     }
 }
 

@@ -12,6 +12,8 @@ pub mod daemon;
 pub mod events;
 pub mod registry;
 pub mod sandbox;
+pub mod simulate;
+pub mod state;
 pub mod tasks;
 pub mod text;
 pub mod validate;

@@ -55,12 +55,14 @@
 //!   observed. A task that has no entries stays `unknown`, so a task that `depends_on` it is held
 //!   from the start: give the dependency's results with `task=<name>` (a `healthy` at `0s` is
 //!   enough to release the hold).
+//! - A replay starts from a fresh state: every task `unknown`, no restart budget spent, the
+//!   backoff at its start (as `hmrt run` with no state file).
 //! - Errors name `file:line` and what is wrong.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use hmrt_config::Config;
 use hmrt_policy::{Decision, DecisionKind, Engine, PolicyConfig, State, Status, Timestamp};
@@ -330,13 +332,12 @@ fn parse_text(line_text: &str, line: usize) -> Result<(Clock, Entry), String> {
 /// An offset (`1m30s`) or an RFC 3339 time.
 fn parse_time(text: &str) -> Result<(Clock, Timestamp), String> {
     // A date starts with four digits and a dash; no duration does.
-    let looks_absolute =
-        text.len() > 4 && text.as_bytes()[..4].iter().all(u8::is_ascii_digit) && text.as_bytes()[4] == b'-';
+    let looks_absolute = text.len() > 4
+        && text.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+        && text.as_bytes()[4] == b'-';
     if looks_absolute {
         let at = parse_rfc3339(text).map_err(|e| {
-            format!(
-                "bad time {text:?}: {e} (expected RFC 3339, such as 2026-11-23T10:00:00.250Z)"
-            )
+            format!("bad time {text:?}: {e} (expected RFC 3339, such as 2026-11-23T10:00:00.250Z)")
         })?;
         Ok((Clock::Absolute, at))
     } else {
@@ -360,11 +361,14 @@ fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
         && bytes[bytes.len() - 3] == b':'
     {
         let (local, offset) = text.split_at(text.len() - 6);
-        let hours: i64 = offset[1..3].parse().map_err(|_| "bad UTC offset".to_string())?;
-        let minutes: i64 = offset[4..6].parse().map_err(|_| "bad UTC offset".to_string())?;
-        if hours > 23 || minutes > 59 {
-            return Err("bad UTC offset".to_string());
-        }
+        let part = |range: std::ops::Range<usize>, max: i64| {
+            offset
+                .get(range)
+                .and_then(|p| p.parse::<i64>().ok())
+                .filter(|n| (0..=max).contains(n))
+                .ok_or_else(|| format!("bad UTC offset {offset:?}"))
+        };
+        let (hours, minutes) = (part(1..3, 23)?, part(4..6, 59)?);
         let sign = if offset.starts_with('-') { -1 } else { 1 };
         (format!("{local}Z"), sign * (hours * 60 + minutes))
     } else {
@@ -400,8 +404,7 @@ struct JsonEntry {
 }
 
 fn parse_json(text: &str, line: usize) -> Result<(Clock, Entry), String> {
-    let json: JsonEntry =
-        serde_json::from_str(text).map_err(|e| format!("bad JSON entry: {e}"))?;
+    let json: JsonEntry = serde_json::from_str(text).map_err(|e| format!("bad JSON entry: {e}"))?;
     let what = match (json.status.as_deref(), json.action.as_deref()) {
         (Some(_), Some(_)) => {
             return Err(
@@ -488,7 +491,7 @@ pub fn replay(
                 config: config.file.clone(),
             });
         };
-        let mut decisions = match entry.what {
+        let decisions = match entry.what {
             What::Check(status) => engine
                 .observe(&name, entry.at, status, &entry.message)
                 .map_err(refused)?,
@@ -506,49 +509,151 @@ pub fn replay(
                 } else {
                     Err(entry.message.clone())
                 };
-                let decisions = engine
+                engine
                     .action_finished(&name, entry.at, result)
-                    .map_err(refused)?;
-                push_all(&mut steps, decisions);
-                push_backoff(&mut steps, &engine, &name, entry.at);
-                continue;
+                    .map_err(refused)?
             }
         };
-        // Each action asked for gets its outcome: the file's, if the next entry for its task
-        // gives one, else "ok" at once.
-        while !decisions.is_empty() {
-            let mut next = Vec::new();
-            for decision in decisions {
-                let asked = match decision.kind {
-                    DecisionKind::Act { .. } => Some((decision.task.clone(), decision.at)),
-                    _ => None,
-                };
-                steps.push(Step::Decision(decision));
-                let Some((acting, at)) = asked else { continue };
-                let outcome_follows = entries[index + 1..]
-                    .iter()
-                    .find(|later| task_of(later) == acting)
-                    .is_some_and(|later| matches!(later.what, What::Action { .. }));
-                if !outcome_follows {
-                    next.extend(
-                        engine
-                            .action_finished(&acting, at, Ok(ASSUMED_OK.to_string()))
-                            .map_err(refused)?,
-                    );
-                    // The note goes after this call's decisions, where the story reads it.
-                    pending_backoff_notes(&mut next, &acting);
-                }
+        let mut queue: VecDeque<Step> = decisions.into_iter().map(Step::Decision).collect();
+        if matches!(entry.what, What::Action { .. }) {
+            queue.extend(backoff_note(&engine, &name, entry.at));
+        }
+        while let Some(step) = queue.pop_front() {
+            let asked = match &step {
+                Step::Decision(Decision {
+                    task: acting,
+                    at,
+                    kind: DecisionKind::Act { .. },
+                }) => Some((acting.clone(), *at)),
+                _ => None,
+            };
+            steps.push(step);
+            let Some((acting, at)) = asked else { continue };
+            // The action's outcome is the file's if the next entry for its task gives one;
+            // otherwise it is assumed to have worked, at once.
+            let outcome_follows = entries[index + 1..]
+                .iter()
+                .find(|later| task_of(later) == acting)
+                .is_some_and(|later| matches!(later.what, What::Action { .. }));
+            if outcome_follows {
+                continue;
             }
-            decisions = Vec::new();
-            for decision in next {
-                if decision.task.is_empty() {
-                    // A marker for a backoff note (see `pending_backoff_notes`).
-                    push_backoff(&mut steps, &engine, &decision_marker_task(&decision), decision.at);
-                } else {
-                    decisions.push(decision);
-                }
+            let finished = engine
+                .action_finished(&acting, at, Ok(ASSUMED_OK.to_string()))
+                .map_err(refused)?;
+            let mut follow: Vec<Step> = finished.into_iter().map(Step::Decision).collect();
+            follow.extend(backoff_note(&engine, &acting, at));
+            for step in follow.into_iter().rev() {
+                queue.push_front(step);
             }
         }
     }
     Ok(steps)
+}
+
+/// The backoff after an action of `task` finished at `at`.
+fn backoff_note(engine: &Engine, task: &str, at: Timestamp) -> Option<Step> {
+    let state = engine.state(task)?;
+    Some(Step::Backoff {
+        task: task.to_string(),
+        at,
+        next_attempt: state.backoff_position().saturating_add(1),
+        not_before: state.next_action_not_before()?,
+    })
+}
+
+/// [`replay`] without the backoff notes: the engine's decisions, in order. This is what a test
+/// compares with what `hmrt run` decided.
+pub fn simulate(
+    config: &Config,
+    task: &str,
+    results: &Results,
+    seed: u64,
+) -> Result<Vec<Decision>, SimulateError> {
+    Ok(replay(config, task, results, seed)?
+        .into_iter()
+        .filter_map(|step| match step {
+            Step::Decision(d) => Some(d),
+            Step::Backoff { .. } => None,
+        })
+        .collect())
+}
+
+/// The story as text: one line per step, `+12.500s  web  unknown -> healthy  (...)`, times
+/// from `origin` ([`Results::origin`]). `config` names each task's action.
+pub fn render_text(steps: &[Step], origin: Timestamp, config: &Config) -> String {
+    let rows: Vec<(String, &str, String)> = steps
+        .iter()
+        .map(|step| match step {
+            Step::Decision(d) => (
+                offset(d.at, origin),
+                d.task.as_str(),
+                describe(&d.kind, &d.task, config),
+            ),
+            Step::Backoff {
+                task,
+                at,
+                next_attempt,
+                not_before,
+            } => (
+                offset(*at, origin),
+                task.as_str(),
+                format!(
+                    "backoff: attempt {next_attempt} not before {} (in {})",
+                    offset(*not_before, origin),
+                    seconds(not_before.0.saturating_sub(at.0))
+                ),
+            ),
+        })
+        .collect();
+    let time_width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let task_width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (time, task, text) in rows {
+        let _ = writeln!(out, "{time:>time_width$}  {task:<task_width$}  {text}");
+    }
+    out
+}
+
+/// The decisions as JSON Lines (the backoff notes are not decisions and are left out).
+pub fn render_json(steps: &[Step]) -> Result<String, serde_json::Error> {
+    let mut out = String::new();
+    for step in steps {
+        if let Step::Decision(d) = step {
+            out.push_str(&serde_json::to_string(d)?);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// The header of the text output for absolute times: what `+0.000s` is.
+pub fn origin_line(results: &Results) -> Option<String> {
+    match results.clock {
+        Clock::Offsets => None,
+        Clock::Absolute => Some(format!("# +0.000s is {}", rfc3339(results.origin()))),
+    }
+}
+
+fn offset(at: Timestamp, origin: Timestamp) -> String {
+    format!("+{}", seconds(at.0.saturating_sub(origin.0)))
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+fn describe(kind: &DecisionKind, task: &str, config: &Config) -> String {
+    match kind {
+        DecisionKind::StateChanged { from, to, reason } => format!("{from} -> {to}  ({reason})"),
+        DecisionKind::Act { attempt } => {
+            let action = config
+                .task(task)
+                .and_then(|t| t.on_failure.as_ref())
+                .map_or("the action", |a| a.action.as_str());
+            format!("act: {action} attempt {attempt}")
+        }
+        DecisionKind::HoldLifted { reason } => format!("hold lifted (was {reason})"),
+        other => other.to_string(),
+    }
 }
