@@ -69,6 +69,8 @@ async fn run_stops_on_sigterm_and_sigint_with_exit_zero() {
         nix::sys::signal::Signal::SIGTERM,
         nix::sys::signal::Signal::SIGINT,
     ] {
+        // Each run starts fresh: a resumed `healthy` state would not log the transition below.
+        let _ = std::fs::remove_dir_all(ws.path().join("state"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_hmrt"))
             .args(["run", path.to_str().expect("utf-8")])
             .env("HMRT_LOG", "info")

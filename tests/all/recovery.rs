@@ -272,10 +272,13 @@ async fn a_restart_whose_start_period_ends_without_a_pass_is_a_failed_attempt() 
         restarted_task(
             "slow",
             port,
-            "interval = \"200ms\"\nfailure_threshold = 1\nstart_period = \"1s\"",
+            "interval = \"250ms\"\nfailure_threshold = 1\nstart_period = \"1s\"",
             r#"backoff = "200ms", factor = 1.0, jitter = 0.0, max_restarts = 3, window = "10m""#,
         ),
     ));
+    let state_dir = config.runtime.state_dir.clone();
+    let file = ws.path().join("tasks.toml");
+    let file = file.to_str().expect("utf-8").to_string();
     let daemon = RunningDaemon::start(config).await;
     daemon
         .wait_for(Duration::from_secs(30), "slow failed", |e| {
@@ -314,6 +317,54 @@ async fn a_restart_whose_start_period_ends_without_a_pass_is_a_failed_attempt() 
             "attempt {attempt} was judged {after:?} after it ended, inside the start period"
         );
     }
+
+    // `hmrt simulate` on what `hmrt history --json` exported decides exactly what the daemon
+    // did, to the millisecond: the same engine, fed the same results and outcomes.
+    let stored = state_of(&state_dir, "slow").expect("slow's state");
+    let (code, history, stderr) =
+        blocking(|| hmrt(&["history", &file, "--task", "slow", "--json"]));
+    assert_eq!(code, 0, "{stderr}");
+    let results = ws.path().join("slow.jsonl");
+    std::fs::write(&results, &history).expect("write results");
+    let results = results.to_str().expect("utf-8");
+    let (code, simulated, stderr) = blocking(|| {
+        hmrt(&[
+            "simulate",
+            &file,
+            "--task",
+            "slow",
+            "--results",
+            results,
+            "--json",
+        ])
+    });
+    assert_eq!(code, 0, "{stderr}\nresults:\n{history}");
+    let decisions: Vec<hmrt_policy::Decision> = simulated
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let acts: Vec<(Timestamp, u32)> = decisions
+        .iter()
+        .filter_map(|d| match d.kind {
+            hmrt_policy::DecisionKind::Act { attempt } => Some((d.at, attempt)),
+            _ => None,
+        })
+        .collect();
+    let ran: Vec<(Timestamp, u32)> = stored
+        .state
+        .actions()
+        .map(|a| (a.started, a.attempt))
+        .collect();
+    assert_eq!(acts, ran, "simulated:\n{simulated}");
+    let failed: Vec<Timestamp> = decisions
+        .iter()
+        .filter(|d| matches!(d.kind, hmrt_policy::DecisionKind::Failed { .. }))
+        .map(|d| d.at)
+        .collect();
+    assert_eq!(
+        failed,
+        stored.state.failed_at().into_iter().collect::<Vec<_>>()
+    );
     daemon.stop().await;
 }
 
