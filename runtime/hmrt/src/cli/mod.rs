@@ -1,0 +1,251 @@
+//! The command line: argument types (parsed in `main.rs`) and one function per command, in a
+//! module per group of commands.
+//! This is the binary's edge, so errors here are `anyhow` and end as a message and an exit code.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod check;
+mod plugins;
+mod run;
+mod state;
+
+use check::{check, validate};
+use hmrt_config::Config;
+use plugins::{plugins_inspect, plugins_list};
+use run::run;
+use state::{history, rearm, simulate};
+
+use crate::capabilities::{Backends, CapabilityLimits};
+use crate::registry::Registry;
+use crate::sandbox::{Sandbox, SandboxOptions};
+
+/// hmrt: health checks and recovery, with every check and action sandboxed in WebAssembly.
+#[derive(Debug, Parser)]
+#[command(name = "hmrt", version, about, propagate_version = true)]
+pub struct Args {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `hmrt=debug`. `HMRT_LOG` also works.
+    #[arg(long, global = true, default_value = "info")]
+    pub log: String,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every task on its schedule and repair what breaks, until SIGTERM or SIGINT.
+    Run {
+        /// The tasks file.
+        file: PathBuf,
+    },
+    /// Run every check once and exit 0 healthy, 1 degraded, 2 unhealthy, 3 unknown (the worst
+    /// status wins; unhealthy counts as worse than unknown).
+    Check {
+        /// The tasks file.
+        file: PathBuf,
+        /// Only this task.
+        #[arg(long)]
+        task: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the config, the plugins and the grants without running anything; non-zero on
+    /// any error, each one as `file:line:column: message`.
+    Validate {
+        /// The tasks file.
+        file: PathBuf,
+    },
+    /// Replay a timestamped sequence of results through the policy engine and print what would
+    /// have happened and when: state changes, actions, holds, recoveries. The results file
+    /// format is described in the `hmrt::simulate` module docs.
+    Simulate {
+        /// The tasks file (its policies are used exactly as `hmrt run` uses them).
+        file: PathBuf,
+        /// The task the results are for (other tasks' entries say `task=NAME`).
+        #[arg(long)]
+        task: String,
+        /// The results file: `<time> <status|action-ok|action-error> [message]` lines, or JSON
+        /// Lines.
+        #[arg(long)]
+        results: PathBuf,
+        /// The jitter seed: the same seed and inputs always print the same output.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print the decisions as JSON Lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A task's recent check results and actions, read from its state file (not from a running
+    /// hmrt), oldest first, under its current state, restart budget and backoff position.
+    History {
+        /// The tasks file (its `state_dir` is read).
+        file: PathBuf,
+        /// The task.
+        #[arg(long)]
+        task: String,
+        /// Print JSON Lines in the format `hmrt simulate --results` reads.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-arm a failed task: its restart budget and backoff start over. A running hmrt takes the
+    /// request at the task's next check; otherwise the next `hmrt run` takes it at its first.
+    Rearm {
+        /// The tasks file (its `state_dir` is used).
+        file: PathBuf,
+        /// The task.
+        #[arg(long)]
+        task: String,
+    },
+    /// The plugins hmrt knows.
+    Plugins {
+        /// What to show.
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+/// `hmrt plugins ...`
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// The built-in plugins and those in a plugins directory.
+    List {
+        /// Take `plugins_dir` from this tasks file.
+        #[arg(long, short, conflicts_with = "dir")]
+        config: Option<PathBuf>,
+        /// List the plugins in this directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// What a plugin file is: its world, its description, what it imports.
+    Inspect {
+        /// The `.wasm` file.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Sets up logging and runs the command.
+pub fn main(args: Args) -> ExitCode {
+    init_logging(&args);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("hmrt: cannot start the async runtime: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    match runtime.block_on(dispatch(args.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hmrt: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(args: &Args) {
+    let filter = std::env::var("HMRT_LOG").unwrap_or_else(|_| args.log.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    // Another subscriber (a test harness) may already be installed; that one wins.
+    let _ = match args.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { file } => run(&file).await,
+        Command::Check { file, task, json } => check(&file, task.as_deref(), json).await,
+        Command::Validate { file } => validate(&file).await,
+        Command::Simulate {
+            file,
+            task,
+            results,
+            seed,
+            json,
+        } => simulate(&file, &task, &results, seed, json),
+        Command::History { file, task, json } => history(&file, &task, json),
+        Command::Rearm { file, task } => rearm(&file, &task).await,
+        Command::Plugins { command } => match command {
+            PluginsCommand::List { config, dir } => {
+                plugins_list(config.as_deref(), dir.as_deref()).await
+            }
+            PluginsCommand::Inspect { file, json } => plugins_inspect(&file, json).await,
+        },
+    }
+}
+
+/// Loads the config, or prints every error in it.
+fn load_config(file: &Path) -> Result<Config, ExitCode> {
+    Config::load(file, std::env::var_os("PATH").as_deref()).map_err(|errors| {
+        for error in errors.errors() {
+            eprintln!("{error}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+/// The sandbox and registry a config needs.
+pub async fn setup(config: &Config) -> anyhow::Result<(Arc<Sandbox>, Arc<Registry>)> {
+    let supervisor = match &config.supervisor {
+        None => None,
+        Some(s) => {
+            let auth = s.username.clone().zip(s.password.clone());
+            Some(
+                hmrt_supervisor::Client::new(
+                    &s.serverurl.to_string(),
+                    auth,
+                    std::time::Duration::from_secs(30),
+                )
+                .with_context(|| format!("{}: supervisor.serverurl", s.location))?,
+            )
+        }
+    };
+    let backends = Backends::new(supervisor, CapabilityLimits::default())
+        .context("cannot build the HTTP client")?;
+    let options = SandboxOptions {
+        max_concurrency: u32::try_from(config.runtime.max_concurrency).unwrap_or(u32::MAX),
+        max_memory_bytes: crate::tasks::max_memory(config),
+    };
+    let sandbox = Sandbox::new(&options, backends)
+        .map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e:#}"))?;
+    let registry = Registry::load(&sandbox, Some(&config.runtime.plugins_dir)).await;
+    Ok((Arc::new(sandbox), Arc::new(registry)))
+}
+
+async fn bare_sandbox() -> anyhow::Result<Sandbox> {
+    let backends =
+        Backends::new(None, CapabilityLimits::default()).context("cannot build the HTTP client")?;
+    Sandbox::new(&SandboxOptions::default(), backends)
+        .map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e:#}"))
+}
