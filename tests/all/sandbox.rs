@@ -212,6 +212,34 @@ config = { mode = "stdout-flood" }
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_message_from_a_guest_is_cut() {
+    let ws = Workspace::new();
+    ws.plugin("hostile", hmrt_test_artifacts::HOSTILE);
+    let config = ws.load(
+        r#"
+[[task]]
+name = "chatty"
+check = "hostile"
+config = { mode = "huge-message" }
+"#,
+    );
+    let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
+    let tasks = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
+    let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else {
+        panic!("hostile missing")
+    };
+    let outcome = sandbox.check(&entry.plugin, &tasks[0].check_call).await;
+    assert_eq!(outcome.status(), hmrt::sandbox::Status::Healthy);
+    let message = outcome.message();
+    assert!(
+        message.len() <= 4 * 1024 + 4,
+        "a {} byte message reached the host's outputs",
+        message.len()
+    );
+    assert!(message.starts_with("xxxx"), "{message}");
+}
+
 /// Whether any process runs with exactly this command line.
 fn running_with_cmdline(wanted: &[&str]) -> bool {
     let wanted: Vec<u8> = wanted.iter().flat_map(|a| a.bytes().chain([0])).collect();

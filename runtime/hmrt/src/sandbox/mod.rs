@@ -32,6 +32,10 @@ pub use load::{CONTRACT_VERSION, LoadError, Plugin, PluginKind};
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Bytes of a guest's stdout and stderr kept for its reason; writes past this fail.
 const GUEST_OUTPUT_BYTES: usize = 16 * 1024;
+/// The longest message a guest may return; it ends up in logs, events and state.
+const GUEST_MESSAGE_BYTES: usize = 4 * 1024;
+/// Metrics kept from one check result.
+const GUEST_METRICS: usize = 64;
 
 /// How the sandbox is sized. Every call waits for one of `max_concurrency` slots, so the
 /// instance pool below can never run out.
@@ -221,6 +225,11 @@ impl Sandbox {
                 })
             })
             .await;
+        let result = result.map(|mut r| {
+            r.message = crate::text::truncate(&r.message, GUEST_MESSAGE_BYTES).into_owned();
+            r.metrics.truncate(GUEST_METRICS);
+            r
+        });
         CheckOutcome { result, report }
     }
 
@@ -247,16 +256,19 @@ impl Sandbox {
             message: trigger.message,
             attempt: trigger.attempt,
         };
-        self.call(task, move |store| {
-            Box::pin(async move {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance
-                    .hmrt_plugin_action_plugin()
-                    .call_run(&mut *store, &arg, &trigger)
-                    .await
+        let (result, report) = self
+            .call(task, move |store| {
+                Box::pin(async move {
+                    let instance = pre.instantiate_async(&mut *store).await?;
+                    instance
+                        .hmrt_plugin_action_plugin()
+                        .call_run(&mut *store, &arg, &trigger)
+                        .await
+                })
             })
-        })
-        .await
+            .await;
+        let cut = |m: String| crate::text::truncate(&m, GUEST_MESSAGE_BYTES).into_owned();
+        (result.map(|r| r.map(cut).map_err(cut)), report)
     }
 
     /// Asks `plugin` what `task`'s config would need (or what is wrong with it).

@@ -36,6 +36,8 @@ enum Mode {
     StdoutFlood,
     /// Writes one log line at each level.
     Log,
+    /// Healthy, with a 1 MiB message.
+    HugeMessage,
 }
 
 impl Mode {
@@ -52,6 +54,7 @@ impl Mode {
             "tcp" => Mode::Tcp(c.required_string("address")?.to_owned()),
             "stdout-flood" => Mode::StdoutFlood,
             "log" => Mode::Log,
+            "huge-message" => Mode::HugeMessage,
             other => return Err(format!("`mode`: unknown mode {other:?}")),
         })
     }
@@ -125,6 +128,7 @@ impl Guest for Hostile {
 fn run(mode: Mode) -> (Status, String) {
     match mode {
         Mode::Ok => (Status::Healthy, "ok".to_owned()),
+        Mode::HugeMessage => (Status::Healthy, "x".repeat(1 << 20)),
         Mode::Spin => {
             let mut n = 0u64;
             loop {
