@@ -93,6 +93,10 @@ restart = {{ backoff = "1s", max_backoff = "10s", max_restarts = 5, window = "10
             action_starts(e, "web").first().copied()
         })
         .await;
+    eprintln!(
+        "measured: restart began {:?} after /health started failing (bound {bound:?})",
+        since(restarted, broke)
+    );
     assert!(
         since(restarted, broke) <= bound,
         "restart {:?} after the failure; bound {bound:?}",
@@ -126,6 +130,10 @@ restart = {{ backoff = "1s", max_backoff = "10s", max_restarts = 5, window = "10
             action_starts(e, "web").get(1).copied()
         })
         .await;
+    eprintln!(
+        "measured: restart began {:?} after the SIGKILL (bound {bound:?})",
+        since(restarted, killed)
+    );
     assert!(
         since(restarted, killed) <= bound,
         "restart {:?} after the kill; bound {bound:?}",
@@ -194,6 +202,10 @@ restart = {{ backoff = "1s", factor = 2.0, jitter = 0.0, max_backoff = "10s", ma
     // most the time to see failure_threshold fresh failures (2 × 250 ms) and some slack.
     for (k, expected) in [(0, Duration::from_secs(1)), (1, Duration::from_secs(2))] {
         let gap = since(starts[k + 1], ends[k].0);
+        eprintln!(
+            "measured: gap before restart {} was {gap:?} (backoff {expected:?})",
+            k + 2
+        );
         assert!(
             gap >= expected && gap <= expected + Duration::from_millis(1200),
             "gap {} was {gap:?}, expected {expected:?} (+ up to 1.2 s)",
