@@ -1,13 +1,11 @@
 //! hmrt's built-in `supervisor-restart` action: restarts a supervisord program (by default the
 //! task's own) and says which process replaced which.
 
-use exports::hmrt::plugin::action_plugin::{Guest, Trigger};
-use hmrt::plugin::log::{self, Level};
-use hmrt::plugin::supervisor::{self, ProcessState, ProcessStatus};
-use hmrt::plugin::types::{Capability, HostError, Need, PluginInfo, Task};
-use hmrt_guest_support::Config;
-
-wit_bindgen::generate!({ world: "action", path: "../../wit" });
+use hmrt_plugin::Config;
+use hmrt_plugin::action::{Guest, Trigger};
+use hmrt_plugin::log::{self, Level};
+use hmrt_plugin::supervisor::{self, ProcessState, ProcessStatus};
+use hmrt_plugin::types::{Capability, Need, PluginInfo, Task};
 
 /// The program to restart: the config's `program`, else the task's.
 fn program(task: &Task) -> Result<String, String> {
@@ -57,15 +55,6 @@ fn state_name(state: ProcessState) -> &'static str {
     }
 }
 
-fn host_error(e: &HostError) -> String {
-    match e {
-        HostError::Denied(s) => format!("denied: {s}"),
-        HostError::Invalid(s) => format!("invalid: {s}"),
-        HostError::Timeout => "timeout".to_owned(),
-        HostError::Failed(s) => format!("failed: {s}"),
-    }
-}
-
 struct SupervisorRestart;
 
 impl Guest for SupervisorRestart {
@@ -94,12 +83,12 @@ impl Guest for SupervisorRestart {
         // Only for the summary: a failure to read it must not stop the restart.
         let before = supervisor::status(&program).ok();
         let after = supervisor::restart(&program)
-            .map_err(|e| format!("restart {program}: {}", host_error(&e)))?;
+            .map_err(|e| format!("restart {program}: {}", e.describe()))?;
         summary(&program, before.as_ref(), &after)
     }
 }
 
-export!(SupervisorRestart);
+hmrt_plugin::export_action!(SupervisorRestart);
 
 #[cfg(test)]
 mod tests {

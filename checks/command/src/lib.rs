@@ -1,13 +1,11 @@
 //! hmrt's built-in `command` check: runs a program and reads its exit code the Nagios way
 //! (0 healthy, 1 degraded, 2 unhealthy, 3 unknown).
 
-use exports::hmrt::plugin::check_plugin::{CheckResult, Guest};
-use hmrt::plugin::exec::{self, Command, Output};
-use hmrt::plugin::types::{Capability, HostError, Need, PluginInfo, Status, Task};
-use hmrt_guest_support::{Config, millis_u32, one_line};
+use hmrt_plugin::check::{CheckResult, Guest};
+use hmrt_plugin::exec::{self, Command, Output};
+use hmrt_plugin::types::{Capability, Need, PluginInfo, Status, Task};
+use hmrt_plugin::{Config, millis_u32, one_line};
 use std::time::Duration;
-
-wit_bindgen::generate!({ world: "check", path: "../../wit" });
 
 /// How long a message may be; the program's output can be anything.
 const MAX_MESSAGE: usize = 200;
@@ -66,15 +64,6 @@ fn judge(program: &str, out: &Output) -> (Status, String) {
     (status, if line.is_empty() { fallback } else { line })
 }
 
-fn host_error(e: &HostError) -> String {
-    match e {
-        HostError::Denied(s) => format!("denied: {s}"),
-        HostError::Invalid(s) => format!("invalid: {s}"),
-        HostError::Timeout => "timeout".to_owned(),
-        HostError::Failed(s) => format!("failed: {s}"),
-    }
-}
-
 struct CommandCheck;
 
 impl Guest for CommandCheck {
@@ -105,7 +94,7 @@ impl Guest for CommandCheck {
                 Ok(out) => judge(&s.program, &out),
                 Err(e) => (
                     Status::Unhealthy,
-                    format!("{}: {}", s.program, host_error(&e)),
+                    format!("{}: {}", s.program, e.describe()),
                 ),
             },
         };
@@ -117,7 +106,7 @@ impl Guest for CommandCheck {
     }
 }
 
-export!(CommandCheck);
+hmrt_plugin::export_check!(CommandCheck);
 
 #[cfg(test)]
 mod tests {

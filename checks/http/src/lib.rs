@@ -1,13 +1,11 @@
 //! hmrt's built-in `http` check: sends one request and judges the status code, the body and the
 //! latency.
 
-use exports::hmrt::plugin::check_plugin::{CheckResult, Guest};
-use hmrt::plugin::http::{self, Request};
-use hmrt::plugin::types::{Capability, HostError, Metric, Need, PluginInfo, Status, Task};
-use hmrt_guest_support::{Config, millis_u32, one_line, show_duration, show_micros_as_ms};
+use hmrt_plugin::check::{CheckResult, Guest};
+use hmrt_plugin::http::{self, Request};
+use hmrt_plugin::types::{Capability, Metric, Need, PluginInfo, Status, Task};
+use hmrt_plugin::{Config, millis_u32, one_line, show_duration, show_micros_as_ms};
 use std::time::Duration;
-
-wit_bindgen::generate!({ world: "check", path: "../../wit" });
 
 const KEYS: &[&str] = &[
     "url",
@@ -95,15 +93,6 @@ impl Settings {
     }
 }
 
-fn host_error(e: &HostError) -> String {
-    match e {
-        HostError::Denied(s) => format!("denied: {s}"),
-        HostError::Invalid(s) => format!("invalid: {s}"),
-        HostError::Timeout => "timeout".to_owned(),
-        HostError::Failed(s) => format!("failed: {s}"),
-    }
-}
-
 fn result(status: Status, message: String, metrics: Vec<Metric>) -> CheckResult {
     CheckResult {
         status,
@@ -148,7 +137,7 @@ impl Guest for Http {
             Err(e) => {
                 return result(
                     Status::Unhealthy,
-                    format!("{what}: {}", host_error(&e)),
+                    format!("{what}: {}", e.describe()),
                     vec![],
                 );
             }
@@ -196,7 +185,7 @@ impl Guest for Http {
     }
 }
 
-export!(Http);
+hmrt_plugin::export_check!(Http);
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,77 @@
-//! Helpers shared by hmrt's built-in guests: reading a task's JSON config with messages that
-//! name the offending key, humane durations, and one-line messages.
+//! The guest side of hmrt's plugin contract: the Rust bindings of `wit/plugin.wit`, generated
+//! once here, and helpers every plugin needs (reading a task's JSON config with messages that
+//! name the offending key, humane durations, one-line messages, host errors as text).
 //!
-//! This crate has no WIT bindings on purpose: every guest generates its own, and the types they
-//! generate are distinct per crate, so only binding-free helpers can be shared.
+//! A check plugin implements [`check::Guest`] and exports it with
+//! `hmrt_plugin::export_check!(MyCheck);`; an action implements [`action::Guest`] and uses
+//! `hmrt_plugin::export_action!(MyAction);`. The capability interfaces ([`http`], [`exec`],
+//! [`supervisor`], [`tcp`], [`log`]) and the shared [`types`] are one set of Rust types for both
+//! worlds.
+
+/// Bindings of the `check` world. Owns the types and imports; use them through the re-exports
+/// at the crate root.
+#[doc(hidden)]
+pub mod check_world {
+    wit_bindgen::generate!({
+        world: "check",
+        path: "../../wit",
+        // The export macro is expanded in the plugin's crate, which is also where the
+        // component-type section describing the exports is emitted: a plugin exports only its
+        // own world even though this crate has the bindings of both.
+        pub_export_macro: true,
+        export_macro_name: "export_check",
+        default_bindings_module: "hmrt_plugin::check_world",
+    });
+}
+
+/// Bindings of the `action` world: only its export; imports and types are the `check` world's.
+#[doc(hidden)]
+pub mod action_world {
+    wit_bindgen::generate!({
+        world: "action",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_action",
+        default_bindings_module: "hmrt_plugin::action_world",
+        with: {
+            "hmrt:plugin/types@0.1.0": crate::check_world::hmrt::plugin::types,
+            "hmrt:plugin/http@0.1.0": crate::check_world::hmrt::plugin::http,
+            "hmrt:plugin/exec@0.1.0": crate::check_world::hmrt::plugin::exec,
+            "hmrt:plugin/supervisor@0.1.0": crate::check_world::hmrt::plugin::supervisor,
+            "hmrt:plugin/tcp@0.1.0": crate::check_world::hmrt::plugin::tcp,
+            "hmrt:plugin/log@0.1.0": crate::check_world::hmrt::plugin::log,
+        },
+    });
+}
+
+/// `export_action!(MyAction)` exports `MyAction`, an [`action::Guest`], as the plugin's action.
+pub use action_world::export_action;
+/// `export_check!(MyCheck)` exports `MyCheck`, a [`check::Guest`], as the plugin's check.
+pub use check_world::export_check;
+pub use check_world::hmrt::plugin::{exec, http, log, supervisor, tcp, types};
+
+/// What a check plugin implements (`check-plugin`): [`check::Guest`] and its result type.
+pub mod check {
+    pub use crate::check_world::exports::hmrt::plugin::check_plugin::*;
+}
+
+/// What an action plugin implements (`action-plugin`): [`action::Guest`] and its trigger type.
+pub mod action {
+    pub use crate::action_world::exports::hmrt::plugin::action_plugin::*;
+}
+
+impl types::HostError {
+    /// The error as plugins put it in their messages: `denied: …`, `invalid: …`, `timeout`,
+    /// `failed: …`.
+    pub fn describe(&self) -> String {
+        match self {
+            types::HostError::Denied(s) => format!("denied: {s}"),
+            types::HostError::Invalid(s) => format!("invalid: {s}"),
+            types::HostError::Timeout => "timeout".to_owned(),
+            types::HostError::Failed(s) => format!("failed: {s}"),
+        }
+    }
+}
 
 use serde_json::{Map, Value};
 use std::time::Duration;

@@ -1,13 +1,11 @@
 //! hmrt's built-in `tcp` check: opens a TCP connection and judges whether and how fast it
 //! succeeded.
 
-use exports::hmrt::plugin::check_plugin::{CheckResult, Guest};
-use hmrt::plugin::tcp;
-use hmrt::plugin::types::{Capability, HostError, Metric, Need, PluginInfo, Status, Task};
-use hmrt_guest_support::{Config, millis_u32, show_duration, show_micros_as_ms};
+use hmrt_plugin::check::{CheckResult, Guest};
+use hmrt_plugin::tcp;
+use hmrt_plugin::types::{Capability, Metric, Need, PluginInfo, Status, Task};
+use hmrt_plugin::{Config, millis_u32, show_duration, show_micros_as_ms};
 use std::time::Duration;
-
-wit_bindgen::generate!({ world: "check", path: "../../wit" });
 
 /// The check's settings, read from a task's config.
 #[derive(Debug)]
@@ -51,15 +49,6 @@ fn split_address(address: &str) -> Result<(String, u16), String> {
     Ok((host.to_owned(), port))
 }
 
-fn host_error(e: &HostError) -> String {
-    match e {
-        HostError::Denied(s) => format!("denied: {s}"),
-        HostError::Invalid(s) => format!("invalid: {s}"),
-        HostError::Timeout => "timeout".to_owned(),
-        HostError::Failed(s) => format!("failed: {s}"),
-    }
-}
-
 struct Tcp;
 
 impl Guest for Tcp {
@@ -93,7 +82,7 @@ impl Guest for Tcp {
             Err(e) => {
                 return CheckResult {
                     status: Status::Unhealthy,
-                    message: format!("connect to {}: {}", s.address, host_error(&e)),
+                    message: format!("connect to {}: {}", s.address, e.describe()),
                     metrics: vec![],
                 };
             }
@@ -123,7 +112,7 @@ impl Guest for Tcp {
     }
 }
 
-export!(Tcp);
+hmrt_plugin::export_check!(Tcp);
 
 #[cfg(test)]
 mod tests {

@@ -7,14 +7,12 @@
 //! config = { url = "http://127.0.0.1:8080/health", pointer = "/status", equals = "ok" }
 //! ```
 
-use exports::hmrt::plugin::check_plugin::{CheckResult, Guest};
-use hmrt::plugin::http::{self, Request};
-use hmrt::plugin::types::{Capability, HostError, Metric, Need, PluginInfo, Status, Task};
+// hmrt-plugin holds the bindings of the contract (hmrt's WIT package, `wit/plugin.wit`) and
+// helpers; this example takes it from hmrt's source tree.
+use hmrt_plugin::check::{CheckResult, Guest};
+use hmrt_plugin::http::{self, Request};
+use hmrt_plugin::types::{Capability, Metric, Need, PluginInfo, Status, Task};
 use serde_json::Value;
-
-// The contract: hmrt's WIT package. Copy its `wit/` directory next to your project, or point
-// `path` at it as this example does.
-wit_bindgen::generate!({ world: "check", path: "../../../wit" });
 
 /// The plugin's config.
 struct Settings {
@@ -101,13 +99,8 @@ impl Guest for JsonHealth {
         let response = match http::send(&request) {
             Ok(r) => r,
             Err(e) => {
-                let why = match e {
-                    HostError::Denied(s) => format!("denied: {s}"),
-                    HostError::Invalid(s) => format!("invalid: {s}"),
-                    HostError::Timeout => "timeout".to_owned(),
-                    HostError::Failed(s) => format!("failed: {s}"),
-                };
-                return result(Status::Unhealthy, format!("GET {}: {why}", s.url), vec![]);
+                let msg = format!("GET {}: {}", s.url, e.describe());
+                return result(Status::Unhealthy, msg, vec![]);
             }
         };
         let metrics = vec![Metric {
@@ -141,4 +134,4 @@ impl Guest for JsonHealth {
     }
 }
 
-export!(JsonHealth);
+hmrt_plugin::export_check!(JsonHealth);

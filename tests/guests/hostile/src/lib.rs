@@ -1,16 +1,14 @@
 //! A check that misbehaves on request, for hmrt's sandbox tests. `config.mode` picks what it
 //! does; see `Mode`.
 
-use exports::hmrt::plugin::check_plugin::{CheckResult, Guest};
-use hmrt::plugin::exec::{self, Command};
-use hmrt::plugin::http::{self, Request};
-use hmrt::plugin::log::{self, Level};
-use hmrt::plugin::types::{Capability, HostError, Need, PluginInfo, Status, Task};
-use hmrt::plugin::{supervisor, tcp};
-use hmrt_guest_support::Config;
+use hmrt_plugin::Config;
+use hmrt_plugin::check::{CheckResult, Guest};
+use hmrt_plugin::exec::{self, Command};
+use hmrt_plugin::http::{self, Request};
+use hmrt_plugin::log::{self, Level};
+use hmrt_plugin::types::{Capability, Need, PluginInfo, Status, Task};
+use hmrt_plugin::{supervisor, tcp};
 use std::io::Write;
-
-wit_bindgen::generate!({ world: "check", path: "../../../wit" });
 
 const KEYS: &[&str] = &["mode", "message", "url", "program", "args", "address"];
 
@@ -67,15 +65,6 @@ impl Mode {
             Mode::Tcp(address) => vec![Need::Tcp(address.clone())],
             _ => vec![],
         }
-    }
-}
-
-fn host_error(e: &HostError) -> String {
-    match e {
-        HostError::Denied(s) => format!("denied: {s}"),
-        HostError::Invalid(s) => format!("invalid: {s}"),
-        HostError::Timeout => "timeout".to_owned(),
-        HostError::Failed(s) => format!("failed: {s}"),
     }
 }
 
@@ -155,7 +144,7 @@ fn run(mode: Mode) -> (Status, String) {
                 (200..300).contains(&r.status),
                 format!("GET {url}: {}", r.status),
             ),
-            Err(e) => verdict(false, format!("GET {url}: {}", host_error(&e))),
+            Err(e) => verdict(false, format!("GET {url}: {}", e.describe())),
         },
         Mode::Exec(program, args) => match exec::run(&Command {
             program: program.clone(),
@@ -170,18 +159,18 @@ fn run(mode: Mode) -> (Status, String) {
                     String::from_utf8_lossy(&out.stdout)
                 ),
             ),
-            Err(e) => verdict(false, format!("{program}: {}", host_error(&e))),
+            Err(e) => verdict(false, format!("{program}: {}", e.describe())),
         },
         Mode::Restart(program) => match supervisor::restart(&program) {
             Ok(s) => verdict(true, format!("restarted {program}: pid {:?}", s.pid)),
-            Err(e) => verdict(false, format!("restart {program}: {}", host_error(&e))),
+            Err(e) => verdict(false, format!("restart {program}: {}", e.describe())),
         },
         Mode::Tcp(address) => {
             let (host, port) = address.rsplit_once(':').unwrap_or((&address, ""));
             let port = port.parse().unwrap_or(0);
             match tcp::connect(host, port, 5_000) {
                 Ok(us) => verdict(true, format!("connected to {address} in {us} us")),
-                Err(e) => verdict(false, format!("connect {address}: {}", host_error(&e))),
+                Err(e) => verdict(false, format!("connect {address}: {}", e.describe())),
             }
         }
         Mode::StdoutFlood => {
@@ -209,7 +198,7 @@ fn run(mode: Mode) -> (Status, String) {
     }
 }
 
-export!(Hostile);
+hmrt_plugin::export_check!(Hostile);
 
 #[cfg(test)]
 mod tests {
