@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use hmrt::events::Event;
 
-use crate::support::{HttpServer, RunningDaemon, Workspace, of_task, transition};
+use crate::support::{HttpServer, RunningDaemon, Workspace, check_once, of_task, transition};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_plugins_are_contained_and_others_keep_their_schedule() {
@@ -153,12 +153,7 @@ grants = {{ http = ["{origin}"] }}
         url = server.url(&format!("/redirect-out/{}", elsewhere.port)),
         origin = server.origin(),
     ));
-    let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
-    let tasks = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
-    let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else {
-        panic!("http check missing")
-    };
-    let outcome = sandbox.check(&entry.plugin, &tasks[0].check_call).await;
+    let (outcome, sandbox) = check_once(&config).await;
     let message = outcome.message();
     assert_eq!(
         outcome.status(),
@@ -194,12 +189,7 @@ timeout = "5s"
 config = { mode = "stdout-flood" }
 "#,
     );
-    let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
-    let tasks = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
-    let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else {
-        panic!("hostile missing")
-    };
-    let outcome = sandbox.check(&entry.plugin, &tasks[0].check_call).await;
+    let (outcome, _) = check_once(&config).await;
     assert!(
         outcome.report.stdout.len() <= 16 * 1024,
         "stdout kept {} bytes",
@@ -224,12 +214,7 @@ check = "hostile"
 config = { mode = "huge-message" }
 "#,
     );
-    let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
-    let tasks = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
-    let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else {
-        panic!("hostile missing")
-    };
-    let outcome = sandbox.check(&entry.plugin, &tasks[0].check_call).await;
+    let (outcome, _) = check_once(&config).await;
     assert_eq!(outcome.status(), hmrt::sandbox::Status::Healthy);
     let message = outcome.message();
     assert!(
@@ -264,12 +249,7 @@ config = {{ program = "sleep", args = ["{marker}"] }}
 grants = {{ exec = ["sleep"] }}
 "#
     ));
-    let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
-    let tasks = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
-    let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else {
-        panic!("command missing")
-    };
-    let outcome = sandbox.check(&entry.plugin, &tasks[0].check_call).await;
+    let (outcome, _) = check_once(&config).await;
     assert_eq!(
         outcome.status(),
         hmrt::sandbox::Status::Unhealthy,

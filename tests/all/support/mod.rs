@@ -171,6 +171,20 @@ pub fn transition(
     })
 }
 
+/// Runs the first task's check of `config` once, in a sandbox of its own; returns the
+/// outcome and the sandbox (for its counters).
+pub async fn check_once(
+    config: &Config,
+) -> (hmrt::sandbox::CheckOutcome, Arc<hmrt::sandbox::Sandbox>) {
+    let (sandbox, registry) = hmrt::cli::setup(config).await.expect("setup");
+    let tasks = hmrt::tasks::bind(config, &registry).unwrap_or_else(|_| panic!("bind"));
+    let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else {
+        panic!("the first task's check plugin did not load")
+    };
+    let outcome = sandbox.check(&entry.plugin, &tasks[0].check_call).await;
+    (outcome, sandbox)
+}
+
 /// A loopback HTTP server: `GET /` answers 200 "ok"; `GET /json` a JSON health document;
 /// `GET /status/N` answers N; `GET /redirect-out/PORT` redirects to another local port.
 pub struct HttpServer {
