@@ -11,20 +11,13 @@
 
 use hmrt_guest_build::{Artifact, Builder, Error, Package};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    hmrt_guest_build::main(run);
 }
 
 fn run() -> Result<(), Error> {
-    let manifest_dir =
-        std::env::var_os("CARGO_MANIFEST_DIR").ok_or(Error::MissingEnv("CARGO_MANIFEST_DIR"))?;
-    let root = Path::new(&manifest_dir).join("../..");
-    let root = std::fs::canonicalize(&root).map_err(|source| Error::Io { path: root, source })?;
+    let root = hmrt_guest_build::workspace_root()?;
     let (checks_dir, actions_dir) = (root.join("checks"), root.join("actions"));
     let builder = Builder::from_env()?
         .watch(root.join("wit"))
@@ -41,9 +34,7 @@ fn run() -> Result<(), Error> {
     let mut code = String::new();
     table(&mut code, "BUILTIN_CHECKS", &built);
     table(&mut code, "BUILTIN_ACTIONS", &built_actions);
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or(Error::MissingEnv("OUT_DIR"))?)
-        .join("builtins.rs");
-    std::fs::write(&out, code).map_err(|source| Error::Io { path: out, source })
+    hmrt_guest_build::write_out("builtins.rs", &code)
 }
 
 fn table(code: &mut String, name: &str, artifacts: &[Artifact]) {

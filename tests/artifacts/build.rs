@@ -4,20 +4,14 @@
 
 use hmrt_guest_build::{Builder, Error, Package};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    hmrt_guest_build::main(run);
 }
 
 fn run() -> Result<(), Error> {
-    let manifest_dir =
-        std::env::var_os("CARGO_MANIFEST_DIR").ok_or(Error::MissingEnv("CARGO_MANIFEST_DIR"))?;
-    let root = Path::new(&manifest_dir).join("../..");
-    let root = std::fs::canonicalize(&root).map_err(|source| Error::Io { path: root, source })?;
+    let root = hmrt_guest_build::workspace_root()?;
     let builder = Builder::from_env()?
         .watch(root.join("wit"))
         .watch(root.join("tests/guests"));
@@ -35,9 +29,7 @@ fn run() -> Result<(), Error> {
         let _ = writeln!(code, "/// The `{name}` guest component.");
         let _ = writeln!(code, "pub const {ident}: &str = {:?};", path_str(&wasm));
     }
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or(Error::MissingEnv("OUT_DIR"))?)
-        .join("artifacts.rs");
-    std::fs::write(&out, code).map_err(|source| Error::Io { path: out, source })
+    hmrt_guest_build::write_out("artifacts.rs", &code)
 }
 
 fn path_str(path: &Path) -> String {

@@ -433,6 +433,31 @@ fn read_to_string(path: &Path) -> Result<String, Error> {
     })
 }
 
+/// Runs a build script's body; on error prints it and exits non-zero, which fails the build
+/// with that message.
+pub fn main(run: impl FnOnce() -> Result<(), Error>) {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// The workspace root, for a build script of a package two levels below it (`runtime/hmrt`,
+/// `tests/artifacts`).
+pub fn workspace_root() -> Result<PathBuf, Error> {
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").ok_or(Error::MissingEnv("CARGO_MANIFEST_DIR"))?;
+    let root = Path::new(&manifest_dir).join("../..");
+    std::fs::canonicalize(&root).map_err(|source| Error::Io { path: root, source })
+}
+
+/// Writes generated Rust `code` to `$OUT_DIR/file`.
+pub fn write_out(file: &str, code: &str) -> Result<(), Error> {
+    let out =
+        PathBuf::from(std::env::var_os("OUT_DIR").ok_or(Error::MissingEnv("OUT_DIR"))?).join(file);
+    std::fs::write(&out, code).map_err(|source| Error::Io { path: out, source })
+}
+
 /// Checks that the file at `path` is a WebAssembly component, not a core module or anything
 /// else.
 pub fn check_component(path: &Path) -> Result<(), Error> {
