@@ -212,7 +212,8 @@ restart = {{ backoff = "1s", factor = 2.0, jitter = 0.0, max_backoff = "10s", ma
             k + 1
         );
     }
-    // Failed means no more actions.
+    // Failed means no more actions. This wait is an observation window (several backoffs
+    // long) in which a restart must NOT happen, not a guess at when something is done.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let later = daemon.events();
     assert_eq!(

@@ -65,15 +65,6 @@ pub fn now() -> Timestamp {
     Timestamp(u64::try_from(millis).unwrap_or(u64::MAX))
 }
 
-fn policy_status(status: Status) -> hmrt_policy::Status {
-    match status {
-        Status::Healthy => hmrt_policy::Status::Healthy,
-        Status::Degraded => hmrt_policy::Status::Degraded,
-        Status::Unhealthy => hmrt_policy::Status::Unhealthy,
-        Status::Unknown => hmrt_policy::Status::Unknown,
-    }
-}
-
 impl Daemon {
     /// A daemon for `tasks` (bound from `config`), publishing to `events`. Takes the state
     /// directory (`config.runtime.state_dir`, created if missing) and resumes every task from its
@@ -209,18 +200,19 @@ async fn run_once(shared: &Arc<Shared>, task: &BoundTask) {
                     denial: denial.clone(),
                 });
             }
+            let message = outcome.message();
             shared.events.emit(Event::CheckFinished {
                 task: name.to_string(),
-                status: status_text(outcome.status()).to_string(),
-                message: outcome.message(),
+                status: hmrt_policy::Status::from(outcome.status()).to_string(),
+                message: message.clone(),
                 elapsed: outcome.report.elapsed,
             });
-            (outcome.status(), outcome.message())
+            (outcome.status(), message)
         }
     };
     let decisions = shared
         .engine()
-        .observe(name, now(), policy_status(status), &message);
+        .observe(name, now(), status.into(), &message);
     let mut pending = checked(name, decisions);
     // Durable before anything it decided happens: a kill -9 during the action or the backoff
     // that follows must not give the budget back.
@@ -359,15 +351,6 @@ fn checked(
         tracing::error!(task = %task, "policy refused a result: {e}");
         Vec::new()
     })
-}
-
-fn status_text(status: Status) -> &'static str {
-    match status {
-        Status::Healthy => "healthy",
-        Status::Degraded => "degraded",
-        Status::Unhealthy => "unhealthy",
-        Status::Unknown => "unknown",
-    }
 }
 
 /// Publishes a decision as an event; returns the attempt number when it asks for an action.

@@ -27,15 +27,6 @@ pub(super) fn severity(status: Status) -> u8 {
     }
 }
 
-pub(super) fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Healthy => "healthy",
-        Status::Degraded => "degraded",
-        Status::Unhealthy => "unhealthy",
-        Status::Unknown => "unknown",
-    }
-}
-
 pub(super) async fn check(file: &Path, only: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let config = match load_config(file) {
         Ok(config) => config,
@@ -66,10 +57,13 @@ pub(super) async fn check(file: &Path, only: Option<&str>, json: bool) -> anyhow
         let sandbox = sandbox.clone();
         running.spawn(async move {
             let row = match &task.check {
-                Bound::Broken(reason) => serde_json::json!({
-                    "task": task.name(), "status": "unknown", "message": reason,
-                    "metrics": [], "elapsed_ms": 0.0, "denied": [],
-                }),
+                Bound::Broken(reason) => (
+                    Status::Unknown,
+                    serde_json::json!({
+                        "task": task.name(), "status": "unknown", "message": reason,
+                        "metrics": [], "elapsed_ms": 0.0, "denied": [],
+                    }),
+                ),
                 Bound::Ready(entry) => {
                     let outcome = sandbox.check(&entry.plugin, &task.check_call).await;
                     let metrics: Vec<_> = outcome
@@ -77,14 +71,16 @@ pub(super) async fn check(file: &Path, only: Option<&str>, json: bool) -> anyhow
                         .as_ref()
                         .map(|r| r.metrics.iter().map(|m| serde_json::json!({"name": m.name, "value": m.value, "unit": m.unit})).collect())
                         .unwrap_or_default();
-                    serde_json::json!({
+                    let status = outcome.status();
+                    let row = serde_json::json!({
                         "task": task.name(),
-                        "status": status_name(outcome.status()),
+                        "status": hmrt_policy::Status::from(status).as_str(),
                         "message": outcome.message(),
                         "metrics": metrics,
                         "elapsed_ms": outcome.report.elapsed.as_secs_f64() * 1000.0,
                         "denied": outcome.report.denials,
-                    })
+                    });
+                    (status, row)
                 }
             };
             (index, row)
@@ -92,19 +88,12 @@ pub(super) async fn check(file: &Path, only: Option<&str>, json: bool) -> anyhow
     }
     let mut rows = running.join_all().await;
     rows.sort_by_key(|(index, _)| *index);
-    let rows: Vec<serde_json::Value> = rows.into_iter().map(|(_, row)| row).collect();
-    let mut worst = Status::Healthy;
-    for row in &rows {
-        let status = match row["status"].as_str() {
-            Some("healthy") => Status::Healthy,
-            Some("degraded") => Status::Degraded,
-            Some("unhealthy") => Status::Unhealthy,
-            _ => Status::Unknown,
-        };
-        if severity(status) > severity(worst) {
-            worst = status;
-        }
-    }
+    let worst = rows
+        .iter()
+        .map(|(_, (status, _))| *status)
+        .max_by_key(|status| severity(*status))
+        .unwrap_or(Status::Healthy);
+    let rows: Vec<serde_json::Value> = rows.into_iter().map(|(_, (_, row))| row).collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {

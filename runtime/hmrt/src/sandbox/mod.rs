@@ -407,6 +407,19 @@ pub struct ActionTrigger {
     pub attempt: u32,
 }
 
+/// The policy's status for a plugin's status: one enum for the rules and the names
+/// (`healthy`, ...) that logs, events and JSON use.
+impl From<Status> for hmrt_policy::Status {
+    fn from(status: Status) -> Self {
+        match status {
+            Status::Healthy => hmrt_policy::Status::Healthy,
+            Status::Degraded => hmrt_policy::Status::Degraded,
+            Status::Unhealthy => hmrt_policy::Status::Unhealthy,
+            Status::Unknown => hmrt_policy::Status::Unknown,
+        }
+    }
+}
+
 /// The name of a capability a plugin declares, as the config's `grants` keys spell it.
 pub fn capability_name(capability: DeclaredCapability) -> &'static str {
     match capability {
