@@ -3,7 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::{State, Timestamp, humane};
+use hmrt_domain::duration;
+
+use crate::{State, Timestamp};
 
 /// One decision about one task, taken at one time.
 ///
@@ -118,7 +120,7 @@ impl fmt::Display for HoldReason {
             HoldReason::Flapping { changes, window_ms } => write!(
                 f,
                 "flapping: {changes} state changes within {}",
-                humane(Duration::from_millis(*window_ms))
+                duration::format(Duration::from_millis(*window_ms))
             ),
         }
     }

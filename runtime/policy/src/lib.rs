@@ -106,19 +106,3 @@ impl Timestamp {
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
-
-/// A duration the way the config writes it: "250ms", "5s", "10m", "1h".
-pub(crate) fn humane(d: Duration) -> String {
-    let ms = millis(d);
-    if ms == 0 {
-        "0s".to_string()
-    } else if ms.is_multiple_of(3_600_000) {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1_000) {
-        format!("{}s", ms / 1_000)
-    } else {
-        format!("{ms}ms")
-    }
-}

@@ -4,8 +4,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use hmrt_domain::duration;
+
 use crate::decision::{Decision, DecisionKind, HoldReason, RearmHow};
-use crate::{Backoff, PolicyConfig, State, Status, Timestamp, humane, millis, rng};
+use crate::{Backoff, PolicyConfig, State, Status, Timestamp, millis, rng};
 
 /// Check results kept per task (the newest last).
 pub const MAX_RESULTS: usize = 50;
@@ -377,7 +379,7 @@ impl TaskState {
             self.consecutive_passes = 0;
             self.set_state(
                 State::Unknown,
-                format!("re-armed: failed for {}", humane(after)),
+                format!("re-armed: failed for {}", duration::format(after)),
                 out,
             );
             out.push(DecisionKind::Rearmed {
@@ -392,7 +394,7 @@ impl TaskState {
             self.start_period_end = None;
             let reason = format!(
                 "the start period of {} ended before {}",
-                humane(cfg.start_period),
+                duration::format(cfg.start_period),
                 plural(cfg.success_threshold, "passing check", "passing checks")
             );
             out.push(DecisionKind::AttemptFailed {
@@ -514,7 +516,7 @@ impl TaskState {
                     "action",
                     "actions"
                 ),
-                humane(cfg.restart_window)
+                duration::format(cfg.restart_window)
             );
             self.failed_at = Some(now);
             self.set_state(State::Failed, reason.clone(), out);

@@ -1267,3 +1267,50 @@ fn names_display_and_serialise_in_lowercase() {
     };
     assert_eq!(held.to_string(), "held: dependency db not healthy");
 }
+
+#[test]
+fn durations_in_messages_are_written_by_the_one_formatter() {
+    let mut h = Harness::one(PolicyConfig {
+        restart_window: ms(90 * S),
+        rearm_after: Some(ms(90 * S)),
+        ..budget_cfg()
+    });
+    let t = spend(&mut h, 2, 0);
+    let ds = h.obs("web", t, F);
+    assert!(
+        kinds(&ds, "web").iter().any(|k| matches!(
+            k,
+            K::Failed { reason } if reason == "restart budget spent: 2 actions within 1m30s"
+        )),
+        "{ds:?}"
+    );
+    let ds = h.obs("web", t + 90 * S, U);
+    assert!(
+        kinds(&ds, "web").iter().any(|k| matches!(
+            k,
+            K::StateChanged { from: State::Failed, reason, .. } if reason == "re-armed: failed for 1m30s"
+        )),
+        "{ds:?}"
+    );
+
+    let mut h = Harness::one(PolicyConfig {
+        start_period: ms(1500),
+        ..start_cfg()
+    });
+    h.obs("web", 0, F);
+    h.finish("web", 10, true);
+    let ds = h.obs("web", 2 * S, U);
+    assert!(kinds(&ds, "web").contains(&K::AttemptFailed {
+        attempt: 1,
+        reason: "the start period of 1s500ms ended before 2 passing checks".into()
+    }));
+
+    let flapping = HoldReason::Flapping {
+        changes: 3,
+        window_ms: 90_000,
+    };
+    assert_eq!(
+        flapping.to_string(),
+        "flapping: 3 state changes within 1m30s"
+    );
+}
