@@ -205,35 +205,10 @@ impl Config {
     }
 }
 
-/// Parses a humane duration: one or more `<number><unit>` parts, units `ms`, `s`, `m`, `h`
-/// (`"250ms"`, `"1.5s"`, `"1m30s"`).
+/// Parses a humane duration with hmrt's one duration grammar ([`hmrt_domain::duration`]), the
+/// same `tasks.toml` uses: `"250ms"`, `"1.5s"`, `"1m30s"`, `"1min"`, up to one year.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("invalid duration {text:?} (expected e.g. \"500ms\", \"5s\", \"1m\")");
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(invalid)?;
-        let number: f64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(invalid()),
-        };
-        total += number * seconds_per_unit;
-        rest = rest[unit_len..].trim_start();
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| invalid())
+    hmrt_domain::duration::parse(text).map_err(|e| e.to_string())
 }
 
 /// `d` in whole milliseconds, saturating at `u32::MAX` (the WIT's timeout type).
@@ -252,15 +227,10 @@ pub fn one_line(text: &str, max_chars: usize) -> String {
     cut
 }
 
-/// `d` as a short human string for messages (`"500ms"`, `"5s"`, `"1500ms"`). Integer
-/// arithmetic only: float formatting would add tens of KB to every guest that uses it.
+/// `d` as a short human string for messages (`"500ms"`, `"5s"`, `"1s500ms"`): hmrt's one
+/// duration formatter ([`hmrt_domain::duration::format`]).
 pub fn show_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms >= 1000 && ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
+    hmrt_domain::duration::format(d)
 }
 
 /// `micros` as milliseconds with one decimal (`"12.3 ms"`), without float formatting.
@@ -294,6 +264,9 @@ mod tests {
             ("1m30s", 90_000),
             (" 1m 30s ", 90_000),
             ("0ms", 0),
+            // What tasks.toml accepts, a guest accepts: one grammar.
+            ("1min", 60_000),
+            ("2 hours", 7_200_000),
         ];
         for (text, ms) in ok {
             assert_eq!(
@@ -306,6 +279,8 @@ mod tests {
             let err = parse_duration(bad).unwrap_err();
             assert!(err.contains("invalid duration"), "{bad}: {err}");
         }
+        let err = parse_duration("400000000000y").unwrap_err();
+        assert!(err.contains("longer than"), "{err}");
     }
 
     #[test]
@@ -343,7 +318,7 @@ mod tests {
     fn shown_durations() {
         assert_eq!(show_duration(Duration::from_millis(500)), "500ms");
         assert_eq!(show_duration(Duration::from_secs(5)), "5s");
-        assert_eq!(show_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(show_duration(Duration::from_millis(1500)), "1s500ms");
         assert_eq!(show_micros_as_ms(12_345), "12.3 ms");
         assert_eq!(show_micros_as_ms(999), "0.9 ms");
     }
