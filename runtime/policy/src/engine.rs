@@ -120,6 +120,32 @@ impl Engine {
         }))
     }
 
+    /// The earliest instant at which a timer of `task` would change something without a new
+    /// check result: its backoff running out while it would act (or, its budget spent, fail),
+    /// its start period running out while an attempt is pending, `rearm_after` running out while
+    /// it is failed, or its flapping hold lifting. `None` if nothing is pending (an unknown task
+    /// included). An instant already past means "due now".
+    ///
+    /// Call [`Engine::wake`] at that instant to take the decision on time; call this again after
+    /// every call about the task, since any of them may move it. Cheap: no allocation, and no
+    /// work that grows with the number of tasks beyond finding the task.
+    pub fn next_wake(&self, task: &str) -> Option<Timestamp> {
+        let t = self.tasks.get(task)?;
+        t.state.next_wake(&t.config)
+    }
+
+    /// Applies every timer of `task` due at `now`, exactly as [`Engine::observe`] applies them
+    /// before its result, but without a result: `rearm_after` elapsed
+    /// ([`crate::RearmHow::Elapsed`]), a start period run out (the attempt failed, the task is
+    /// `unhealthy`), a flapping hold lifted, and a backoff run out while the failure threshold is
+    /// met ([`crate::DecisionKind::Act`], or [`crate::DecisionKind::Failed`] if the budget is
+    /// spent; the last result's message is the reason). Called before anything is due, it
+    /// decides nothing. Like every call, it keeps the dependency holds of other tasks current.
+    pub fn wake(&mut self, task: &str, now: Timestamp) -> Result<Vec<Decision>, PolicyError> {
+        self.task(task)?;
+        Ok(self.run(task, now, |t, out| t.state.tick(&t.config, out)))
+    }
+
     /// The outcome of the action asked for by the last [`crate::DecisionKind::Act`] for `task`:
     /// `Ok(message)` if it ran, `Err(error)` if it failed to.
     pub fn action_finished(

@@ -5,9 +5,12 @@
 //!
 //! The entry point is [`Engine`]: build it from every task's [`PolicyConfig`], then feed it
 //! [`Engine::observe`] (a check result), [`Engine::action_finished`] (the outcome of an action it
-//! asked for with [`DecisionKind::Act`]) and [`Engine::rearm`] (a person's reset). Each call
-//! returns the [`Decision`]s it took, in order. [`Engine::export`] and [`Engine::restore`] carry
-//! the whole state across a restart of the daemon.
+//! asked for with [`DecisionKind::Act`]) and [`Engine::rearm`] (a person's reset). Timers (a
+//! backoff, a start period, `rearm_after`, a flapping hold) run out between results:
+//! [`Engine::next_wake`] says when a task's next one is due and [`Engine::wake`] at that instant
+//! takes the decision on time. Each call returns the [`Decision`]s it took, in order.
+//! [`Engine::export`] and [`Engine::restore`] carry the whole state across a restart of the
+//! daemon.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -32,12 +35,18 @@
 //!   last result); `failure_threshold` consecutive failures, or that many among the last
 //!   `failure_window` counted results, make it unhealthy. A task that is already healthy or
 //!   degraded follows each pass's status at once.
-//! - Actions: a task acts only at a counted failure, only while `unhealthy` with its failure
-//!   threshold met, and only when nothing holds it (no running action, no start period, no
+//! - Actions: a task acts only at a counted failure or when its backoff runs out while its
+//!   failure threshold is met, only while `unhealthy` with its failure threshold met, and only
+//!   when nothing holds it (no running action, no start period, no
 //!   dependency hold, not flapping, not failed) and the backoff has elapsed. The attempt number
 //!   is the backoff position: the k-th action of a sequence is attempt k, and the next one waits
 //!   `min(initial × factor^(k-1), max)` ± jitter from the end of action k. Jitter is applied
 //!   after the cap, so a delay may exceed `max` by the jitter fraction.
+//! - Timers: the backoff running out, a start period running out, `rearm_after` running out and
+//!   a flapping hold lifting take effect at their instant when the caller wakes the task then
+//!   ([`Engine::next_wake`], [`Engine::wake`]). Every check result first applies the timers due
+//!   by its time, exactly as `wake` would, and only then counts: a late caller gets the same
+//!   decisions, taken at the later time, and a result never undoes what was due before it.
 //! - Every finished action (success or error) clears the failure counts, so the next action
 //!   needs `failure_threshold` fresh failures as well as the elapsed backoff.
 //! - The backoff resets to `initial` only after the task has been healthy or degraded without a

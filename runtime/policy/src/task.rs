@@ -1,5 +1,11 @@
 //! One task's state and the rules that move it. The [`crate::Engine`] owns one [`TaskState`]
 //! per task and adds what needs all tasks at once: dependency holds.
+//!
+//! The rules driven by a new input (a check result, an action's outcome, a person) are here;
+//! the rules driven by time alone are in [`timers`]; what can be read of a task is in [`view`].
+
+mod timers;
+mod view;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -9,6 +15,8 @@ use hmrt_domain::duration;
 use crate::decision::{Decision, DecisionKind, HoldReason, RearmHow};
 use crate::{Backoff, PolicyConfig, State, Status, Timestamp, millis, rng};
 
+pub use view::{ActionRecord, ActionResult, ResultRecord, TaskView};
+
 /// Check results kept per task (the newest last).
 pub const MAX_RESULTS: usize = 50;
 /// Actions kept per task (the newest last).
@@ -16,46 +24,6 @@ pub const MAX_ACTIONS: usize = 20;
 /// Messages longer than this are cut (at a character boundary) before they are stored, so a
 /// chatty plugin cannot grow the state file.
 pub const MAX_MESSAGE_BYTES: usize = 1024;
-
-/// One check result as the policy saw it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ResultRecord {
-    /// When it was observed.
-    pub at: Timestamp,
-    /// What the check said.
-    pub status: Status,
-    /// Its message (cut to [`MAX_MESSAGE_BYTES`]).
-    pub message: String,
-}
-
-/// What an action's run returned.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "result", rename_all = "lowercase")]
-pub enum ActionResult {
-    /// It ran; whether it helped is decided by the check afterwards.
-    Ok {
-        /// Its outcome message.
-        message: String,
-    },
-    /// It failed to run.
-    Error {
-        /// Its error.
-        error: String,
-    },
-}
-
-/// One action the policy asked for.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ActionRecord {
-    /// Its attempt number.
-    pub attempt: u32,
-    /// When it was asked for.
-    pub started: Timestamp,
-    /// When it finished, once it has.
-    pub finished: Option<Timestamp>,
-    /// What its run returned, once it has.
-    pub result: Option<ActionResult>,
-}
 
 /// Which side of healthy a task was last on, for flapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -102,45 +70,6 @@ pub struct TaskState {
     changes: VecDeque<Timestamp>,
     results: VecDeque<ResultRecord>,
     actions: VecDeque<ActionRecord>,
-}
-
-/// A read-only summary of one task, for the HTTP API, `hmrt status` and tests.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct TaskView {
-    /// The task.
-    pub name: String,
-    /// Its state.
-    pub state: State,
-    /// Since when it has been in that state (None: since the start).
-    pub since: Option<Timestamp>,
-    /// What holds its actions; empty if nothing.
-    pub held: Vec<HoldReason>,
-    /// Counted passes in a row.
-    pub consecutive_passes: u32,
-    /// Counted failures in a row.
-    pub consecutive_failures: u32,
-    /// With `failure_window`: failures among the last counted results.
-    pub failures_in_window: Option<u32>,
-    /// Actions started within the trailing `restart_window`.
-    pub restarts_in_window: u32,
-    /// The budget they are counted against.
-    pub max_restarts: u32,
-    /// The attempt number of the last action of the current backoff sequence (0: none).
-    pub backoff_position: u32,
-    /// No action before this time.
-    pub next_action_not_before: Option<Timestamp>,
-    /// Failures before this time do not count.
-    pub start_period_end: Option<Timestamp>,
-    /// The attempt whose effect is not decided yet.
-    pub pending_attempt: Option<u32>,
-    /// The attempt running now.
-    pub running_attempt: Option<u32>,
-    /// When the task became failed, if it is.
-    pub failed_at: Option<Timestamp>,
-    /// The status of the last check result.
-    pub last_status: Option<Status>,
-    /// The message of the last check result.
-    pub last_message: Option<String>,
 }
 
 /// Where one call's decisions go: the task and time are the same for all of them.
@@ -214,139 +143,10 @@ impl TaskState {
         }
     }
 
-    /// The task's state.
-    pub fn state(&self) -> State {
-        self.state
-    }
-
-    /// When the task entered its state (None: it has been in it since the start).
-    pub fn state_since(&self) -> Option<Timestamp> {
-        self.state_since
-    }
-
-    /// Counted passes in a row.
-    pub fn consecutive_passes(&self) -> u32 {
-        self.consecutive_passes
-    }
-
-    /// Counted failures in a row.
-    pub fn consecutive_failures(&self) -> u32 {
-        self.consecutive_failures
-    }
-
-    /// The attempt number of the last action of the current backoff sequence (0: none yet, or
-    /// reset).
-    pub fn backoff_position(&self) -> u32 {
-        self.backoff_position
-    }
-
-    /// No action before this time.
-    pub fn next_action_not_before(&self) -> Option<Timestamp> {
-        self.next_action_not_before
-    }
-
-    /// Start times of the actions counted against the restart budget (pruned lazily: use
-    /// [`TaskView::restarts_in_window`] for the count at a given time).
-    pub fn restarts(&self) -> impl Iterator<Item = Timestamp> + '_ {
-        self.restarts.iter().copied()
-    }
-
-    /// The end of the current start period, if one is running.
-    pub fn start_period_end(&self) -> Option<Timestamp> {
-        self.start_period_end
-    }
-
-    /// The attempt that ran and whose effect is not decided yet.
-    pub fn pending_attempt(&self) -> Option<u32> {
-        self.pending_attempt
-    }
-
-    /// The attempt running now.
-    pub fn running_attempt(&self) -> Option<u32> {
-        self.running_attempt
-    }
-
-    /// When the task became failed, if it is.
-    pub fn failed_at(&self) -> Option<Timestamp> {
-        self.failed_at
-    }
-
-    /// Dependencies holding the task's actions, in name order.
-    pub fn held_by(&self) -> &[String] {
-        &self.held_by
-    }
-
-    /// Whether the task is flapping (its actions held).
-    pub fn is_flapping(&self) -> bool {
-        self.flapping.is_some()
-    }
-
-    /// What holds the task's actions now.
-    pub fn holds(&self, config: &PolicyConfig) -> Vec<HoldReason> {
-        let mut holds = Vec::new();
-        if !self.held_by.is_empty() {
-            holds.push(HoldReason::Dependency {
-                tasks: self.held_by.clone(),
-            });
-        }
-        if let (Some(changes), Some(f)) = (self.flapping, &config.flapping) {
-            holds.push(HoldReason::Flapping {
-                changes,
-                window_ms: millis(f.window),
-            });
-        }
-        holds
-    }
-
-    /// The last results (up to [`MAX_RESULTS`]), oldest first.
-    pub fn results(&self) -> impl Iterator<Item = &ResultRecord> + '_ {
-        self.results.iter()
-    }
-
-    /// The last actions (up to [`MAX_ACTIONS`]), oldest first.
-    pub fn actions(&self) -> impl Iterator<Item = &ActionRecord> + '_ {
-        self.actions.iter()
-    }
-
-    /// The message of the last check result.
-    pub fn last_message(&self) -> Option<&str> {
-        self.results.back().map(|r| r.message.as_str())
-    }
-
-    /// A summary of the task at `now`.
-    pub fn view(&self, name: &str, config: &PolicyConfig, now: Timestamp) -> TaskView {
-        let window = millis(config.restart_window);
-        let restarts = self
-            .restarts
-            .iter()
-            .filter(|t| t.0.saturating_add(window) > now.0)
-            .count();
-        TaskView {
-            name: name.to_string(),
-            state: self.state,
-            since: self.state_since,
-            held: self.holds(config),
-            consecutive_passes: self.consecutive_passes,
-            consecutive_failures: self.consecutive_failures,
-            failures_in_window: config
-                .failure_window
-                .map(|_| self.window_failures().try_into().unwrap_or(u32::MAX)),
-            restarts_in_window: restarts.try_into().unwrap_or(u32::MAX),
-            max_restarts: config.max_restarts,
-            backoff_position: self.backoff_position,
-            next_action_not_before: self.next_action_not_before,
-            start_period_end: self.start_period_end,
-            pending_attempt: self.pending_attempt,
-            running_attempt: self.running_attempt,
-            failed_at: self.failed_at,
-            last_status: self.results.back().map(|r| r.status),
-            last_message: self.last_message().map(str::to_string),
-        }
-    }
-
     // ---- the rules ----
 
-    /// A check result.
+    /// A check result. The timers due by its time come first, exactly as
+    /// [`TaskState::tick`] applies them: a result never undoes what was due before it.
     pub(crate) fn observe(
         &mut self,
         cfg: &PolicyConfig,
@@ -355,6 +155,7 @@ impl TaskState {
         out: &mut Out<'_>,
     ) {
         let now = out.at;
+        self.tick(cfg, out);
         let message = cut(message);
         self.results.push_back(ResultRecord {
             at: now,
@@ -364,46 +165,9 @@ impl TaskState {
         while self.results.len() > MAX_RESULTS {
             self.results.pop_front();
         }
-        // The action's own effect is being applied: a result now says nothing about it.
+        // An action is running (perhaps since the tick): a result now says nothing about it.
         if self.state == State::Restarting {
             return;
-        }
-        self.prune_restarts(cfg, now);
-
-        if self.state == State::Failed
-            && let (Some(after), Some(at)) = (cfg.rearm_after, self.failed_at)
-            && now >= at.plus(after)
-        {
-            self.clear_budget();
-            self.clear_failures();
-            self.consecutive_passes = 0;
-            self.set_state(
-                State::Unknown,
-                format!("re-armed: failed for {}", duration::format(after)),
-                out,
-            );
-            out.push(DecisionKind::Rearmed {
-                how: RearmHow::Elapsed,
-            });
-        }
-
-        if let (Some(attempt), Some(end)) = (self.pending_attempt, self.start_period_end)
-            && now >= end
-        {
-            self.pending_attempt = None;
-            self.start_period_end = None;
-            let reason = format!(
-                "the start period of {} ended before {}",
-                duration::format(cfg.start_period),
-                plural(cfg.success_threshold, "passing check", "passing checks")
-            );
-            out.push(DecisionKind::AttemptFailed {
-                attempt,
-                reason: reason.clone(),
-            });
-            if self.state == State::Unknown {
-                self.set_state(State::Unhealthy, reason, out);
-            }
         }
 
         let in_start_period = self.start_period_end.is_some_and(|end| now < end);
@@ -431,7 +195,7 @@ impl TaskState {
         self.update_flapping(cfg, out);
         self.maybe_reset_backoff(cfg, out);
         if counted == Some(Counted::Fail) {
-            self.maybe_act(cfg, &message, out);
+            self.maybe_act(cfg, out);
         }
     }
 
@@ -496,16 +260,11 @@ impl TaskState {
         }
     }
 
-    fn maybe_act(&mut self, cfg: &PolicyConfig, message: &str, out: &mut Out<'_>) {
+    /// Acts if nothing holds the task and its backoff has run out; or, if the restart budget is
+    /// spent, makes it failed. The reason given is the last result's message.
+    fn maybe_act(&mut self, cfg: &PolicyConfig, out: &mut Out<'_>) {
         let now = out.at;
-        let blocked = !cfg.has_action
-            || self.state != State::Unhealthy
-            || !self.failure_threshold_met(cfg)
-            || !self.held_by.is_empty()
-            || self.flapping.is_some()
-            || self.start_period_end.is_some_and(|end| now < end)
-            || self.next_action_not_before.is_some_and(|t| now < t);
-        if blocked {
+        if !self.would_act(cfg) || now < self.act_due() {
             return;
         }
         if self.restarts.len() >= cfg.max_restarts as usize {
@@ -538,12 +297,30 @@ impl TaskState {
         while self.actions.len() > MAX_ACTIONS {
             self.actions.pop_front();
         }
-        self.set_state(
-            State::Restarting,
-            format!("attempt {attempt}: {message}"),
-            out,
+        let reason = format!(
+            "attempt {attempt}: {}",
+            self.last_message().unwrap_or_default()
         );
+        self.set_state(State::Restarting, reason, out);
         out.push(DecisionKind::Act { attempt });
+    }
+
+    /// Whether the task acts (or, its budget spent, fails) once [`TaskState::act_due`] has come:
+    /// it has an action, is unhealthy with its failure threshold met, and neither a dependency
+    /// nor flapping holds it.
+    fn would_act(&self, cfg: &PolicyConfig) -> bool {
+        cfg.has_action
+            && self.state == State::Unhealthy
+            && self.held_by.is_empty()
+            && self.flapping.is_none()
+            && self.failure_threshold_met(cfg)
+    }
+
+    /// When the time-based holds on acting end: the backoff and the start period.
+    fn act_due(&self) -> Timestamp {
+        let backoff = self.next_action_not_before.unwrap_or(Timestamp(0));
+        let start_period = self.start_period_end.unwrap_or(Timestamp(0));
+        backoff.max(start_period)
     }
 
     /// The outcome of the running action. `Err(state)` if no action is running.
@@ -812,12 +589,5 @@ impl TaskState {
     fn clear_budget(&mut self) {
         self.restarts.clear();
         self.failed_at = None;
-    }
-
-    fn prune_restarts(&mut self, cfg: &PolicyConfig, now: Timestamp) {
-        let window = millis(cfg.restart_window);
-        // `retain`, not popping from the front: a clock that stepped back must not leave old
-        // entries counted forever.
-        self.restarts.retain(|t| t.0.saturating_add(window) > now.0);
     }
 }

@@ -16,6 +16,21 @@ enum Op {
     Observe(usize, Status),
     Finish(usize, bool),
     Rearm(usize),
+    /// `wake` at the script's time, due or not.
+    Wake(usize),
+    /// `wake` at the task's `next_wake`, if that is later than the script's time: a daemon that
+    /// wakes on time.
+    WakeDue(usize),
+}
+
+impl Op {
+    fn task(&self) -> usize {
+        match self {
+            Op::Observe(i, _) | Op::Finish(i, _) | Op::Rearm(i) | Op::Wake(i) | Op::WakeDue(i) => {
+                *i
+            }
+        }
+    }
 }
 
 fn ms(v: u64) -> Duration {
@@ -36,6 +51,8 @@ fn op(tasks: usize) -> impl Strategy<Value = Op> {
         10 => (0..tasks, status()).prop_map(|(i, s)| Op::Observe(i, s)),
         4 => (0..tasks, prop::bool::weighted(0.8)).prop_map(|(i, ok)| Op::Finish(i, ok)),
         1 => (0..tasks).prop_map(Op::Rearm),
+        2 => (0..tasks).prop_map(Op::Wake),
+        3 => (0..tasks).prop_map(Op::WakeDue),
     ]
 }
 
@@ -125,6 +142,14 @@ fn build(cfgs: &[PolicyConfig], seed: u64) -> Engine {
     Engine::new(map, seed).unwrap()
 }
 
+/// The time `op` runs at, the script having reached `t`: later for a wake on time.
+fn time_of(e: &Engine, t: u64, op: &Op) -> u64 {
+    match op {
+        Op::WakeDue(i) => e.next_wake(&name(*i)).map_or(t, |w| t.max(w.0)),
+        _ => t,
+    }
+}
+
 /// Applies one op; the result as data, so two engines can be compared.
 fn apply(e: &mut Engine, t: u64, op: &Op) -> Result<Vec<Decision>, PolicyError> {
     let now = Timestamp(t);
@@ -139,6 +164,7 @@ fn apply(e: &mut Engine, t: u64, op: &Op) -> Result<Vec<Decision>, PolicyError> 
             e.action_finished(&name(*i), now, r)
         }
         Op::Rearm(i) => e.rearm(&name(*i), now),
+        Op::Wake(i) | Op::WakeDue(i) => e.wake(&name(*i), now),
     }
 }
 
@@ -162,6 +188,10 @@ struct Checker {
     cfgs: Vec<PolicyConfig>,
     models: Vec<Model>,
     total_acts: usize,
+    /// Whether a call has gone through: from then on the dependency holds are current.
+    called: bool,
+    /// The `next_wake` of the op's task just before the op.
+    wake_before: Option<Timestamp>,
 }
 
 fn index(task: &str) -> usize {
@@ -174,7 +204,17 @@ impl Checker {
             cfgs: cfgs.to_vec(),
             models: cfgs.iter().map(|_| Model::default()).collect(),
             total_acts: 0,
+            called: false,
+            wake_before: None,
         }
+    }
+
+    /// Whether `op`, run at `t`, may decide about task `i` by a timer: it is a call about `i`
+    /// and `i`'s `next_wake` had come.
+    fn timer_due(&self, t: u64, op: &Op, i: usize) -> bool {
+        !matches!(op, Op::Finish(..) | Op::Rearm(..))
+            && op.task() == i
+            && self.wake_before.is_some_and(|w| w.0 <= t)
     }
 
     fn step(
@@ -182,8 +222,10 @@ impl Checker {
         engine: &Engine,
         t: u64,
         op: &Op,
+        wake_before: Option<Timestamp>,
         result: &Result<Vec<Decision>, PolicyError>,
     ) -> Result<(), TestCaseError> {
+        self.wake_before = wake_before;
         // Calls that must be refused, and are refused only then.
         match op {
             Op::Finish(i, _) => {
@@ -199,10 +241,33 @@ impl Checker {
                 prop_assert_eq!(result.is_ok(), failed, "rearm {:?}", result);
             }
             Op::Observe(..) => prop_assert!(result.is_ok()),
+            Op::Wake(i) | Op::WakeDue(i) => {
+                prop_assert!(result.is_ok());
+                // A wake decides something exactly when a timer is due (the first call of all
+                // also catches up on dependency holds).
+                let decisions = result.as_ref().unwrap();
+                if self.called {
+                    if self.timer_due(t, op, *i) {
+                        prop_assert!(
+                            decisions.iter().any(|d| index(&d.task) == *i),
+                            "nothing decided at a due wake ({:?})",
+                            wake_before
+                        );
+                    } else {
+                        prop_assert!(
+                            decisions.is_empty(),
+                            "a wake before {:?} decided {:?}",
+                            wake_before,
+                            decisions
+                        );
+                    }
+                }
+            }
         }
         let Ok(decisions) = result else {
             return Ok(());
         };
+        self.called = true;
         if let Op::Finish(i, ok) = op {
             let m = &mut self.models[*i];
             m.running = false;
@@ -265,11 +330,14 @@ impl Checker {
             DecisionKind::Act { attempt } => {
                 self.total_acts += 1;
                 prop_assert!(cfg.has_action);
-                // Only at a counted failure of this very task.
+                // Only at a counted failure of this very task, or when its backoff ran out (its
+                // next_wake had come) with the failure threshold met.
                 prop_assert!(
-                    matches!(op, Op::Observe(j, Status::Unhealthy) if *j == i),
-                    "act on {:?}",
-                    op
+                    matches!(op, Op::Observe(j, Status::Unhealthy) if *j == i)
+                        || self.timer_due(t, op, i),
+                    "act on {:?} (next wake {:?})",
+                    op,
+                    self.wake_before
                 );
                 let states: Vec<State> = self.models.iter().map(|m| m.state).collect();
                 let m = &mut self.models[i];
@@ -311,6 +379,14 @@ impl Checker {
                 m.start_period_end = None;
             }
             DecisionKind::Failed { .. } => {
+                // Where an action would have been.
+                prop_assert!(
+                    matches!(op, Op::Observe(j, Status::Unhealthy) if *j == i)
+                        || self.timer_due(t, op, i),
+                    "failed on {:?} (next wake {:?})",
+                    op,
+                    self.wake_before
+                );
                 let m = &self.models[i];
                 let w = cfg.restart_window.as_millis() as u64;
                 let in_window = m.acts.iter().filter(|a| **a + w > t).count();
@@ -392,9 +468,10 @@ proptest! {
         let mut checker = Checker::new(&cfgs);
         let mut t = 1_700_000_000_000u64;
         for (dt, op) in &script {
-            t += dt;
+            t = time_of(&engine, t + dt, op);
+            let wake_before = engine.next_wake(&name(op.task()));
             let result = apply(&mut engine, t, op);
-            checker.step(&engine, t, op, &result)?;
+            checker.step(&engine, t, op, wake_before, &result)?;
         }
     }
 
@@ -410,19 +487,43 @@ proptest! {
         let mut a = build(&cfgs, seed);
         let mut t = 1_700_000_000_000u64;
         for (dt, op) in &script[..cut] {
-            t += dt;
+            t = time_of(&a, t + dt, op);
             let _ = apply(&mut a, t, op);
         }
         let mut b = build(&cfgs, other_seed);
         b.restore(roundtrip(&a)).unwrap();
         for (dt, op) in &script[cut..] {
-            t += dt;
+            for task in 0..cfgs.len() {
+                prop_assert_eq!(a.next_wake(&name(task)), b.next_wake(&name(task)));
+            }
+            t = time_of(&a, t + dt, op);
             prop_assert_eq!(apply(&mut a, t, op), apply(&mut b, t, op));
         }
         prop_assert_eq!(
             serde_json::to_string(&a.export()).unwrap(),
             serde_json::to_string(&b.export()).unwrap()
         );
+    }
+
+    /// One rule, one place: a check result first applies the timers due by its time exactly as
+    /// `wake` does, so waking the task at the same instant just before changes nothing.
+    #[test]
+    fn a_result_applies_the_timers_due_exactly_as_wake_does((cfgs, script, seed) in scenario()) {
+        let mut a = build(&cfgs, seed);
+        let mut b = build(&cfgs, seed);
+        let mut t = 1_700_000_000_000u64;
+        for (dt, op) in &script {
+            t = time_of(&a, t + dt, op);
+            let alone = apply(&mut a, t, op);
+            if let Op::Observe(i, _) = op {
+                let mut woken = b.wake(&name(*i), Timestamp(t)).unwrap();
+                woken.extend(apply(&mut b, t, op).unwrap());
+                prop_assert_eq!(alone.unwrap(), woken);
+            } else {
+                prop_assert_eq!(alone, apply(&mut b, t, op));
+            }
+        }
+        prop_assert_eq!(a.export(), b.export());
     }
 }
 
@@ -440,7 +541,7 @@ fn the_scenarios_exercise_the_interesting_paths() {
         let mut engine = build(&cfgs, seed);
         let mut t = 0;
         for (dt, op) in &script {
-            t += dt;
+            t = time_of(&engine, t + dt, op);
             for d in apply(&mut engine, t, op).unwrap_or_default() {
                 match d.kind {
                     DecisionKind::Act { .. } => acts += 1,

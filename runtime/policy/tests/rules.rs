@@ -1,9 +1,6 @@
 //! One test (or a few) per rule of the policy, driven with a fake clock: times are plain
 //! milliseconds chosen by the test.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use hmrt_policy::{
     Backoff, ConfigError, Decision, DecisionKind, Engine, Flapping, HoldReason, PolicyConfig,
     PolicyError, RearmHow, Snapshot, State, Status, Timestamp,
@@ -12,118 +9,9 @@ use hmrt_policy::{
 use DecisionKind as K;
 use Status::{Degraded as D, Healthy as H, Unhealthy as F, Unknown as U};
 
-const S: u64 = 1_000;
-const M: u64 = 60 * S;
+mod common;
 
-fn ms(v: u64) -> Duration {
-    Duration::from_millis(v)
-}
-
-/// A policy with an action, no jitter and a 1s doubling backoff: the numbers in tests are exact.
-fn acting() -> PolicyConfig {
-    PolicyConfig {
-        failure_threshold: 1,
-        success_threshold: 1,
-        backoff: Backoff {
-            initial: ms(S),
-            factor: 2.0,
-            max: ms(5 * S),
-            jitter: 0.0,
-        },
-        max_restarts: 100,
-        restart_window: ms(60 * M),
-        has_action: true,
-        ..PolicyConfig::default()
-    }
-}
-
-struct Harness {
-    engine: Engine,
-}
-
-impl Harness {
-    fn new(tasks: &[(&str, PolicyConfig)]) -> Harness {
-        Self::seeded(tasks, 1)
-    }
-
-    fn seeded(tasks: &[(&str, PolicyConfig)], seed: u64) -> Harness {
-        let configs: BTreeMap<String, PolicyConfig> = tasks
-            .iter()
-            .map(|(n, c)| (n.to_string(), c.clone()))
-            .collect();
-        Harness {
-            engine: Engine::new(configs, seed).unwrap(),
-        }
-    }
-
-    fn one(cfg: PolicyConfig) -> Harness {
-        Harness::new(&[("web", cfg)])
-    }
-
-    fn obs(&mut self, task: &str, t: u64, status: Status) -> Vec<Decision> {
-        self.engine
-            .observe(task, Timestamp(t), status, &format!("{status} at {t}"))
-            .unwrap()
-    }
-
-    /// Observes the same status at each of `times`, returning all decisions.
-    fn obs_all(&mut self, task: &str, times: &[u64], status: Status) -> Vec<Decision> {
-        times
-            .iter()
-            .flat_map(|t| self.obs(task, *t, status))
-            .collect()
-    }
-
-    fn finish(&mut self, task: &str, t: u64, ok: bool) -> Vec<Decision> {
-        let result = if ok {
-            Ok("restarted".to_string())
-        } else {
-            Err("supervisord said no".to_string())
-        };
-        self.engine
-            .action_finished(task, Timestamp(t), result)
-            .unwrap()
-    }
-
-    fn state(&self, task: &str) -> State {
-        self.engine.state(task).unwrap().state()
-    }
-
-    fn next_action(&self, task: &str) -> Option<u64> {
-        self.engine
-            .state(task)
-            .unwrap()
-            .next_action_not_before()
-            .map(|t| t.0)
-    }
-}
-
-fn kinds(ds: &[Decision], task: &str) -> Vec<DecisionKind> {
-    ds.iter()
-        .filter(|d| d.task == task)
-        .map(|d| d.kind.clone())
-        .collect()
-}
-
-fn acts(ds: &[Decision], task: &str) -> Vec<u32> {
-    kinds(ds, task)
-        .into_iter()
-        .filter_map(|k| match k {
-            K::Act { attempt } => Some(attempt),
-            _ => None,
-        })
-        .collect()
-}
-
-fn changes(ds: &[Decision], task: &str) -> Vec<(State, State)> {
-    kinds(ds, task)
-        .into_iter()
-        .filter_map(|k| match k {
-            K::StateChanged { from, to, .. } => Some((from, to)),
-            _ => None,
-        })
-        .collect()
-}
+use common::*;
 
 // ---- thresholds ----
 
@@ -455,24 +343,6 @@ fn backoff_resets_only_after_reset_after_of_continuous_health() {
 
 // ---- restart budget and re-arming ----
 
-/// Runs `n` actions (each right after the backoff), returning the time after the last finish.
-fn spend(h: &mut Harness, n: u32, mut t: u64) -> u64 {
-    for i in 1..=n {
-        assert_eq!(acts(&h.obs("web", t, F), "web"), [i], "attempt {i} at {t}");
-        h.finish("web", t + 10, true);
-        t = h.next_action("web").unwrap();
-    }
-    t
-}
-
-fn budget_cfg() -> PolicyConfig {
-    PolicyConfig {
-        max_restarts: 2,
-        restart_window: ms(60 * M),
-        ..acting()
-    }
-}
-
 #[test]
 fn a_spent_budget_makes_the_task_failed() {
     let mut h = Harness::one(budget_cfg());
@@ -652,14 +522,6 @@ fn rearm_by_a_person() {
 }
 
 // ---- start period ----
-
-fn start_cfg() -> PolicyConfig {
-    PolicyConfig {
-        start_period: ms(30 * S),
-        success_threshold: 2,
-        ..acting()
-    }
-}
 
 #[test]
 fn start_period_ignores_failures_and_a_pass_run_recovers() {
@@ -997,22 +859,6 @@ fn construction_rejects_unknown_dependencies_cycles_and_bad_values() {
 }
 
 // ---- flapping ----
-
-fn flapping_cfg() -> PolicyConfig {
-    PolicyConfig {
-        flapping: Some(Flapping {
-            max_changes: 2,
-            window: ms(60 * S),
-        }),
-        backoff: Backoff {
-            initial: ms(1),
-            factor: 1.0,
-            max: ms(1),
-            jitter: 0.0,
-        },
-        ..acting()
-    }
-}
 
 #[test]
 fn flapping_holds_actions_until_a_quiet_window() {
