@@ -37,7 +37,8 @@ pub struct PolicyConfig {
     pub failure_window: Option<u32>,
     /// Backoff between actions.
     pub backoff: Backoff,
-    /// Actions allowed within `restart_window` before the task is `failed`.
+    /// Actions allowed within `restart_window` before the task is `failed`. At least 1 for a
+    /// task with an action.
     pub max_restarts: u32,
     /// The window the restart budget is counted in.
     pub restart_window: Duration,
@@ -126,6 +127,14 @@ impl PolicyConfig {
                     format!("{n} is larger than {MAX_FAILURE_WINDOW}"),
                 );
             }
+        }
+        if self.has_action && self.max_restarts == 0 {
+            // The task would be failed at its first incident, and every re-arm a promise of an
+            // action that could never come.
+            return problem(
+                "max_restarts",
+                "must be at least 1; to never act, leave out on_failure",
+            );
         }
         let b = &self.backoff;
         if !(b.factor.is_finite() && b.factor >= 1.0) {

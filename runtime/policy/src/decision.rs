@@ -63,7 +63,8 @@ pub enum DecisionKind {
         /// Why it counts as failed.
         reason: String,
     },
-    /// A failed task may act again.
+    /// A failed task may act again. Its restart-window history is cleared, however it was
+    /// re-armed, so its next incident gets at least one action.
     Rearmed {
         /// What re-armed it.
         how: RearmHow,

@@ -56,8 +56,11 @@
 //!   attempt failed and the task is `unhealthy`. With no start period an attempt is decided by
 //!   the thresholds alone.
 //! - Restart budget: an action due when `max_restarts` actions started within the trailing
-//!   `restart_window` makes the task `failed` instead. Re-arming by `rearm_after` or by a person
-//!   clears that history; recovering by itself does not (the budget is a trailing window).
+//!   `restart_window` makes the task `failed` instead. Every way of re-arming (recovering by
+//!   itself, `rearm_after`, a person) clears that history, so a re-armed task always gets at
+//!   least one action at its next incident; only a person's re-arm also restarts the backoff.
+//!   For that promise to hold, a task with an action needs `max_restarts` of at least 1 (to
+//!   never act, a task has no action).
 //! - Dependencies hold a task with an action while any dependency is not healthy or degraded.
 //!   When the hold lifts, the task's failure counts are cleared, so failures seen while held
 //!   never lead to an action.

@@ -215,7 +215,8 @@ impl TaskState {
             );
             self.set_state(to, reason, out);
             if was_failed {
-                self.failed_at = None;
+                // Re-armed means it: the next incident gets at least one action.
+                self.clear_budget();
                 out.push(DecisionKind::Rearmed {
                     how: RearmHow::Recovered,
                 });

@@ -92,7 +92,12 @@ fn config(index: usize) -> impl Strategy<Value = PolicyConfig> {
                 max: ms(initial + extra_max),
                 jitter,
             },
-            max_restarts,
+            // A task with an action needs at least one restart.
+            max_restarts: if has_action {
+                max_restarts.max(1)
+            } else {
+                max_restarts
+            },
             restart_window: ms(restart_window),
             reset_after: ms(reset_after),
             rearm_after: rearm_after.map(ms),
@@ -182,6 +187,8 @@ struct Model {
     up: Option<bool>,
     class_changes: Vec<u64>,
     flapping: bool,
+    /// Re-armed, and no action since.
+    rearmed_without_act: bool,
 }
 
 struct Checker {
@@ -368,6 +375,7 @@ impl Checker {
                 let in_window = m.acts.iter().filter(|a| **a + w > t).count();
                 prop_assert!(in_window < cfg.max_restarts as usize);
                 m.acts.push(t);
+                m.rearmed_without_act = false;
                 // The backoff: one step further, and not before its delay (less jitter).
                 prop_assert_eq!(*attempt, m.position + 1);
                 if let (true, Some(end)) = (m.position > 0, m.last_end) {
@@ -394,11 +402,15 @@ impl Checker {
                     in_window >= cfg.max_restarts as usize,
                     "failed with budget left"
                 );
+                // A re-armed task gets at least one action before it can fail again.
+                prop_assert!(!m.rearmed_without_act, "failed again without an action");
             }
             DecisionKind::Rearmed { how } => {
                 let m = &mut self.models[i];
+                // Every re-arm clears the budget history.
+                m.rearmed_without_act = true;
                 match how {
-                    RearmHow::Recovered => {}
+                    RearmHow::Recovered => m.acts.clear(),
                     RearmHow::Elapsed => {
                         prop_assert!(cfg.rearm_after.is_some());
                         m.acts.clear();
@@ -536,6 +548,8 @@ fn the_scenarios_exercise_the_interesting_paths() {
     let mut runner = TestRunner::deterministic();
     let (mut acts, mut failed, mut held, mut flapping, mut recovered, mut resets) =
         (0, 0, 0, 0, 0, 0);
+    // Re-arms of each kind, and timers taking effect at a wake.
+    let (mut by_itself, mut elapsed, mut by_person, mut woken) = (0, 0, 0, 0);
     for _ in 0..200 {
         let (cfgs, script, seed) = scenario().new_tree(&mut runner).unwrap().current();
         let mut engine = build(&cfgs, seed);
@@ -543,6 +557,9 @@ fn the_scenarios_exercise_the_interesting_paths() {
         for (dt, op) in &script {
             t = time_of(&engine, t + dt, op);
             for d in apply(&mut engine, t, op).unwrap_or_default() {
+                if matches!(op, Op::Wake(_) | Op::WakeDue(_)) {
+                    woken += 1;
+                }
                 match d.kind {
                     DecisionKind::Act { .. } => acts += 1,
                     DecisionKind::Failed { .. } => failed += 1,
@@ -554,6 +571,11 @@ fn the_scenarios_exercise_the_interesting_paths() {
                     } => flapping += 1,
                     DecisionKind::Recovered { .. } => recovered += 1,
                     DecisionKind::BackoffReset { .. } => resets += 1,
+                    DecisionKind::Rearmed { how } => match how {
+                        RearmHow::Recovered => by_itself += 1,
+                        RearmHow::Elapsed => elapsed += 1,
+                        RearmHow::Person => by_person += 1,
+                    },
                     _ => {}
                 }
             }
@@ -563,5 +585,10 @@ fn the_scenarios_exercise_the_interesting_paths() {
     assert!(
         counts.iter().all(|c| *c > 5),
         "acts, failed, held, flapping, recovered, resets: {counts:?}"
+    );
+    let counts = [by_itself, elapsed, by_person, woken];
+    assert!(
+        counts.iter().all(|c| *c > 5),
+        "re-armed by itself, by rearm_after, by a person; decided at a wake: {counts:?}"
     );
 }

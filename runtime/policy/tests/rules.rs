@@ -433,13 +433,42 @@ fn rearm_by_recovering() {
         ),
         "{k:?}"
     );
-    // The budget is a trailing window, so recovering does not refill it.
+    // Re-armed means it: the spent restarts no longer count, so the next incident acts at once
+    // (the backoff carries on: attempt 3) instead of going straight back to failed.
     let ds = h.obs("web", t + 3, F);
+    assert_eq!(acts(&ds, "web"), [3]);
     assert!(
-        kinds(&ds, "web")
+        !kinds(&ds, "web")
             .iter()
             .any(|k| matches!(k, K::Failed { .. }))
     );
+    let v = h.engine.view("web", Timestamp(t + 3)).unwrap();
+    assert_eq!(v.restarts_in_window, 1);
+}
+
+#[test]
+fn max_restarts_of_zero_is_refused_for_a_task_with_an_action() {
+    let zero = PolicyConfig {
+        max_restarts: 0,
+        ..acting()
+    };
+    let problem = zero.validate().unwrap_err();
+    assert_eq!(problem.field, "max_restarts");
+    assert_eq!(
+        problem.to_string(),
+        "max_restarts: must be at least 1; to never act, leave out on_failure"
+    );
+    let configs = [("web".to_string(), zero.clone())].into_iter().collect();
+    assert!(matches!(
+        Engine::new(configs, 0),
+        Err(ConfigError::Invalid { task, problem }) if task == "web" && problem.field == "max_restarts"
+    ));
+    // Without an action the budget is never used: 0 is fine.
+    let quiet = PolicyConfig {
+        has_action: false,
+        ..zero
+    };
+    assert_eq!(quiet.validate(), Ok(()));
 }
 
 #[test]
