@@ -73,14 +73,24 @@ pub struct RestoreReport {
 
 #[derive(Debug, Clone)]
 struct Task {
+    name: String,
     config: PolicyConfig,
     state: TaskState,
+    /// What can hold this task: its dependencies, as indices into `Engine::tasks` (so in name
+    /// order), without repeats. Empty for a task without an action, which is never held.
+    deps: Vec<usize>,
+    /// What this task can hold: the tasks with an action that depend on it, in name order.
+    dependants: Vec<usize>,
 }
 
 /// The policy over all tasks.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    tasks: BTreeMap<String, Task>,
+    /// Every task, in name order.
+    tasks: Vec<Task>,
+    /// Whether some dependency holds may not follow the tasks' states: at the start and after a
+    /// restore. The next call brings them all up to date once, with its decisions.
+    holds_stale: bool,
 }
 
 impl Engine {
@@ -95,18 +105,51 @@ impl Engine {
             })?;
         }
         check_dependencies(&configs)?;
-        let tasks = configs
-            .into_iter()
-            .map(|(name, config)| {
-                let state = TaskState::new(crate::rng::seed_for(seed, &name));
-                (name, Task { config, state })
+        let names: Vec<&String> = configs.keys().collect();
+        let index_of = |name: &String| names.binary_search(&name).ok();
+        let mut deps: Vec<Vec<usize>> = configs
+            .values()
+            .map(|config| {
+                let mut deps: Vec<usize> = if config.has_action {
+                    config.depends_on.iter().filter_map(index_of).collect()
+                } else {
+                    Vec::new()
+                };
+                deps.sort_unstable();
+                deps.dedup();
+                deps
             })
             .collect();
-        Ok(Engine { tasks })
+        let mut dependants: Vec<Vec<usize>> = vec![Vec::new(); configs.len()];
+        for (task, task_deps) in deps.iter().enumerate() {
+            for &dep in task_deps {
+                // Tasks are visited in order, so each list comes out sorted.
+                dependants[dep].push(task);
+            }
+        }
+        let tasks = configs
+            .into_iter()
+            .zip(deps.iter_mut().zip(dependants))
+            .map(|((name, config), (deps, dependants))| {
+                let state = TaskState::new(crate::rng::seed_for(seed, &name));
+                Task {
+                    name,
+                    config,
+                    state,
+                    deps: std::mem::take(deps),
+                    dependants,
+                }
+            })
+            .collect();
+        Ok(Engine {
+            tasks,
+            holds_stale: true,
+        })
     }
 
     /// A check result for `task` at `now`. A timeout, trap or out-of-memory is given as
-    /// `Status::Unhealthy` with its reason as the message.
+    /// `Status::Unhealthy` with its reason as the message. The task's timers due by `now` are
+    /// applied first, exactly as [`Engine::wake`] applies them.
     pub fn observe(
         &mut self,
         task: &str,
@@ -114,9 +157,9 @@ impl Engine {
         status: Status,
         message: &str,
     ) -> Result<Vec<Decision>, PolicyError> {
-        self.task(task)?;
-        Ok(self.run(task, now, |t, out| {
-            t.state.observe(&t.config, status, message, out);
+        let i = self.index(task)?;
+        Ok(self.run(i, now, |config, state, out| {
+            state.observe(config, status, message, out);
         }))
     }
 
@@ -130,7 +173,7 @@ impl Engine {
     /// every call about the task, since any of them may move it. Cheap: no allocation, and no
     /// work that grows with the number of tasks beyond finding the task.
     pub fn next_wake(&self, task: &str) -> Option<Timestamp> {
-        let t = self.tasks.get(task)?;
+        let t = &self.tasks[self.index(task).ok()?];
         t.state.next_wake(&t.config)
     }
 
@@ -142,8 +185,8 @@ impl Engine {
     /// spent; the last result's message is the reason). Called before anything is due, it
     /// decides nothing. Like every call, it keeps the dependency holds of other tasks current.
     pub fn wake(&mut self, task: &str, now: Timestamp) -> Result<Vec<Decision>, PolicyError> {
-        self.task(task)?;
-        Ok(self.run(task, now, |t, out| t.state.tick(&t.config, out)))
+        let i = self.index(task)?;
+        Ok(self.run(i, now, |config, state, out| state.tick(config, out)))
     }
 
     /// The outcome of the action asked for by the last [`crate::DecisionKind::Act`] for `task`:
@@ -154,84 +197,83 @@ impl Engine {
         now: Timestamp,
         result: Result<String, String>,
     ) -> Result<Vec<Decision>, PolicyError> {
-        let state = self.task(task)?.state.state();
+        let i = self.index(task)?;
+        let state = self.tasks[i].state.state();
         if state != State::Restarting {
             return Err(PolicyError::NoActionRunning {
                 task: task.to_string(),
                 state,
             });
         }
-        Ok(self.run(task, now, |t, out| {
+        Ok(self.run(i, now, |config, state, out| {
             // Checked above; the holds updated in between never change a task's own state.
-            let _ = t.state.action_finished(&t.config, result, out);
+            let _ = state.action_finished(config, result, out);
         }))
     }
 
     /// A person re-arms a failed task: it becomes `unknown`, its restart budget history is
     /// cleared and its backoff starts over.
     pub fn rearm(&mut self, task: &str, now: Timestamp) -> Result<Vec<Decision>, PolicyError> {
-        let state = self.task(task)?.state.state();
+        let i = self.index(task)?;
+        let state = self.tasks[i].state.state();
         if state != State::Failed {
             return Err(PolicyError::NotFailed {
                 task: task.to_string(),
                 state,
             });
         }
-        Ok(self.run(task, now, |t, out| {
-            let _ = t.state.rearm(&t.config, out);
+        Ok(self.run(i, now, |config, state, out| {
+            let _ = state.rearm(config, out);
         }))
     }
 
     /// Ends every action that is marked running as failed ("interrupted"). The daemon calls this
     /// after restoring a snapshot taken while an action ran: that run's outcome is lost, and the
-    /// task must not wait for it forever.
+    /// task must not wait for it forever. Like every call, it brings the dependency holds up to
+    /// date (all of them after a restore), even if no action was running.
     pub fn interrupt_running(&mut self, now: Timestamp) -> Vec<Decision> {
-        let running: Vec<String> = self
-            .tasks
-            .iter()
-            .filter(|(_, t)| t.state.state() == State::Restarting)
-            .map(|(name, _)| name.clone())
-            .collect();
         let mut decisions = Vec::new();
-        for name in running {
-            decisions.extend(self.run(&name, now, |t, out| {
-                let _ = t.state.action_finished(
-                    &t.config,
-                    Err("interrupted: hmrt stopped while the action ran".to_string()),
-                    out,
-                );
-            }));
+        self.catch_up_holds(now, &mut decisions);
+        for i in 0..self.tasks.len() {
+            if self.tasks[i].state.state() == State::Restarting {
+                decisions.extend(self.run(i, now, |config, state, out| {
+                    let _ = state.action_finished(
+                        config,
+                        Err("interrupted: hmrt stopped while the action ran".to_string()),
+                        out,
+                    );
+                }));
+            }
         }
         decisions
     }
 
     /// The task's names, in order.
     pub fn task_names(&self) -> impl Iterator<Item = &str> + '_ {
-        self.tasks.keys().map(String::as_str)
+        self.tasks.iter().map(|t| t.name.as_str())
     }
 
     /// The task's policy.
     pub fn config(&self, task: &str) -> Option<&PolicyConfig> {
-        self.tasks.get(task).map(|t| &t.config)
+        self.get(task).map(|t| &t.config)
     }
 
     /// The task's full state (rings of results and actions included).
     pub fn state(&self, task: &str) -> Option<&TaskState> {
-        self.tasks.get(task).map(|t| &t.state)
+        self.get(task).map(|t| &t.state)
     }
 
     /// A summary of the task at `now`.
     pub fn view(&self, task: &str, now: Timestamp) -> Option<TaskView> {
-        self.tasks
-            .get(task)
-            .map(|t| t.state.view(task, &t.config, now))
+        self.get(task)
+            .map(|t| t.state.view(&t.name, &t.config, now))
     }
 
     /// Summaries of every task at `now`, in name order.
     pub fn views(&self, now: Timestamp) -> Vec<TaskView> {
         self.tasks
             .iter()
-            .map(|(name, t)| t.state.view(name, &t.config, now))
+            .map(|t| t.state.view(&t.name, &t.config, now))
             .collect()
     }
 
@@ -242,7 +284,7 @@ impl Engine {
             tasks: self
                 .tasks
                 .iter()
-                .map(|(name, t)| (name.clone(), t.state.clone()))
+                .map(|t| (t.name.clone(), t.state.clone()))
                 .collect(),
         }
     }
@@ -250,7 +292,8 @@ impl Engine {
     /// Replaces the tasks' states with a snapshot's. A state is fitted to its task's current
     /// config (which may have changed since), tasks no longer configured are dropped, and tasks
     /// the snapshot lacks keep their fresh state. An action that was running is still marked
-    /// running: see [`Engine::interrupt_running`].
+    /// running: see [`Engine::interrupt_running`]. The dependency holds are brought up to date
+    /// by the next call, with its decisions.
     pub fn restore(&mut self, snapshot: Snapshot) -> Result<RestoreReport, RestoreError> {
         if snapshot.version != Snapshot::VERSION {
             return Err(RestoreError::UnsupportedVersion {
@@ -259,94 +302,121 @@ impl Engine {
             });
         }
         let mut report = RestoreReport::default();
-        for name in self.tasks.keys() {
-            if !snapshot.tasks.contains_key(name) {
-                report.fresh.push(name.clone());
+        for t in &self.tasks {
+            if !snapshot.tasks.contains_key(&t.name) {
+                report.fresh.push(t.name.clone());
             }
         }
         for (name, mut state) in snapshot.tasks {
-            match self.tasks.get_mut(&name) {
-                Some(task) => {
+            match self.index(&name) {
+                Ok(i) => {
+                    let task = &mut self.tasks[i];
                     state.fit_to(&task.config);
                     task.state = state;
                     report.restored.push(name);
                 }
-                None => report.dropped.push(name),
+                Err(_) => report.dropped.push(name),
             }
         }
+        self.holds_stale = true;
         Ok(report)
     }
 
-    fn task(&self, task: &str) -> Result<&Task, PolicyError> {
+    fn index(&self, task: &str) -> Result<usize, PolicyError> {
         self.tasks
-            .get(task)
-            .ok_or_else(|| PolicyError::UnknownTask {
+            .binary_search_by(|t| t.name.as_str().cmp(task))
+            .map_err(|_| PolicyError::UnknownTask {
                 task: task.to_string(),
             })
     }
 
-    /// Runs `f` on the task (which must exist) between two updates of the dependency holds: the
-    /// first catches up on anything not yet decided (the first call, a restore), the second
-    /// follows the change `f` made.
+    fn get(&self, task: &str) -> Option<&Task> {
+        self.index(task).ok().map(|i| &self.tasks[i])
+    }
+
+    /// Runs `f` on task `i` and keeps the dependency holds current: all of them first if they
+    /// may be stale (the first call, a restore), then those `f` may have moved.
+    ///
+    /// Only the task's own state changes in a call (setting a hold changes no state), so only
+    /// its dependants' holds can change, and only if it went from up to not up or back. That
+    /// keeps a call's cost independent of the number of tasks.
     fn run(
         &mut self,
-        task: &str,
+        i: usize,
         now: Timestamp,
-        f: impl FnOnce(&mut Task, &mut Out<'_>),
+        f: impl FnOnce(&PolicyConfig, &mut TaskState, &mut Out<'_>),
     ) -> Vec<Decision> {
         let mut list = Vec::new();
-        self.update_holds(now, &mut list);
-        if let Some(t) = self.tasks.get_mut(task) {
-            let mut out = Out {
-                task,
+        self.catch_up_holds(now, &mut list);
+        let Task {
+            name,
+            config,
+            state,
+            ..
+        } = &mut self.tasks[i];
+        let was_up = state.state().is_up();
+        f(
+            config,
+            state,
+            &mut Out {
+                task: name,
                 at: now,
                 list: &mut list,
-            };
-            f(t, &mut out);
+            },
+        );
+        if state.state().is_up() != was_up {
+            for k in 0..self.tasks[i].dependants.len() {
+                let dependant = self.tasks[i].dependants[k];
+                self.update_hold(dependant, now, &mut list);
+            }
         }
-        self.update_holds(now, &mut list);
         list
     }
 
-    fn update_holds(&mut self, now: Timestamp, list: &mut Vec<Decision>) {
-        let wanted: Vec<(String, Vec<String>)> = self
-            .tasks
-            .iter()
-            .map(|(name, t)| {
-                // A task without an action has nothing to hold.
-                let deps = if t.config.has_action {
-                    t.config.depends_on.as_slice()
-                } else {
-                    &[]
-                };
-                let mut held_by: Vec<String> = deps
-                    .iter()
-                    .filter(|dep| {
-                        self.tasks
-                            .get(dep.as_str())
-                            .is_some_and(|d| !d.state.state().is_up())
-                    })
-                    .cloned()
-                    .collect();
-                held_by.sort();
-                held_by.dedup();
-                (name.clone(), held_by)
-            })
-            .filter(|(name, held_by)| {
-                self.tasks
-                    .get(name)
-                    .is_some_and(|t| t.state.held_by() != held_by.as_slice())
-            })
-            .collect();
-        for (name, held_by) in wanted {
-            if let Some(t) = self.tasks.get_mut(&name) {
-                let mut out = Out {
-                    task: &name,
-                    at: now,
-                    list,
-                };
-                t.state.set_dependency_hold(&t.config, held_by, &mut out);
+    /// Brings every dependency hold up to date if they may be stale (the first call, a restore).
+    fn catch_up_holds(&mut self, now: Timestamp, list: &mut Vec<Decision>) {
+        if self.holds_stale {
+            for j in 0..self.tasks.len() {
+                self.update_hold(j, now, list);
             }
+            self.holds_stale = false;
         }
+    }
+
+    /// Sets task `j`'s dependency hold to the dependencies that are not up now, if that differs
+    /// from the hold it has. Allocates only when the hold changes.
+    fn update_hold(&mut self, j: usize, now: Timestamp, list: &mut Vec<Decision>) {
+        let t = &self.tasks[j];
+        let down = |dep: &&usize| !self.tasks[**dep].state.state().is_up();
+        let current = t.state.held_by().iter().map(String::as_str);
+        let wanted = t
+            .deps
+            .iter()
+            .filter(down)
+            .map(|&d| self.tasks[d].name.as_str());
+        if current.eq(wanted) {
+            return;
+        }
+        let held_by: Vec<String> = t
+            .deps
+            .iter()
+            .filter(down)
+            .map(|&d| self.tasks[d].name.clone())
+            .collect();
+        let Task {
+            name,
+            config,
+            state,
+            ..
+        } = &mut self.tasks[j];
+        state.set_dependency_hold(
+            config,
+            held_by,
+            &mut Out {
+                task: name,
+                at: now,
+                list,
+            },
+        );
     }
 }
