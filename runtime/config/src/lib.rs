@@ -6,8 +6,9 @@
 //! later (check and action names, grants, plugin config values) so that its errors read the same;
 //! see [`ConfigError::new`].
 //!
-//! Unknown keys are errors everywhere. Durations are humane strings (`"250ms"`, `"5s"`, `"1h"`),
-//! memory sizes are `"512KiB"`, `"64MiB"`, `"1GiB"`, `"10MB"` (decimal) or a plain integer of bytes.
+//! Unknown keys are errors everywhere. Durations are strings in hmrt's one duration grammar,
+//! [`hmrt_domain::duration`] (`"250ms"`, `"5s"`, `"1h30m"`, `"1.5s"`), at most a year; memory sizes
+//! are `"512KiB"`, `"64MiB"`, `"1GiB"`, `"10MB"` (decimal) or a plain integer of bytes.
 
 #![warn(missing_docs)]
 

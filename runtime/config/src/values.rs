@@ -1,11 +1,5 @@
-//! Parsers for the value syntaxes the config adds on top of TOML.
-
-use std::time::Duration;
-
-/// A humane duration: `"250ms"`, `"5s"`, `"1h 30m"`.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?}: {e}"))
-}
+//! Parsers for the value syntaxes the config adds on top of TOML. Durations are not here: they
+//! are `hmrt_domain::duration`, the one grammar of the project.
 
 /// A memory size: digits, then optionally a unit: `B`, decimal `KB` `MB` `GB` `TB`, binary
 /// `KiB` `MiB` `GiB` `TiB` (units case-insensitive). No unit means bytes.
@@ -123,14 +117,5 @@ mod tests {
         ] {
             assert!(parse_serverurl(bad).is_err(), "{bad} accepted");
         }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
-        let e = parse_duration("5 parsecs").unwrap_err();
-        assert!(e.starts_with("invalid duration \"5 parsecs\": "), "{e}");
     }
 }

@@ -1,0 +1,260 @@
+//! The walk over the TOML document.
+//!
+//! It reads toml's span-carrying document tree (`DeTable`) by hand rather than deriving serde
+//! structs: serde stops at the first unknown key or wrong type, while this walk records every
+//! problem, each at its own key and span, and goes on.
+//!
+//! - `read`: one reader per kind of value (string, count, duration, size, ...), each reporting at
+//!   the value's own span, and the unknown-key check with its "did you mean".
+//! - `settings`: the settings a task and `[defaults]` share, as one table of key, type and target,
+//!   from which they are both read and resolved.
+//! - `task`: the keys only a `[[task]]` has: name, program, check, config, grants, on_failure.
+//! - `resolve`: what needs every task at once: duplicate names, dependencies, defaults.
+//!
+//! This file holds the walker's state and the sections that are not tasks.
+
+mod read;
+mod resolve;
+mod settings;
+mod task;
+
+use std::ffi::OsStr;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::error::LineIndex;
+use crate::values::parse_serverurl;
+use crate::{
+    Config, ConfigError, ConfigErrors, DEFAULT_MAX_CONCURRENCY, Location, RuntimeConfig,
+    SupervisorConfig,
+};
+use settings::{Layer, Pass};
+
+type Value<'i> = Spanned<DeValue<'i>>;
+type Span = Range<usize>;
+
+const TOP_KEYS: &[&str] = &["runtime", "supervisor", "defaults", "task"];
+const RUNTIME_KEYS: &[&str] = &["plugins_dir", "state_dir", "listen", "max_concurrency"];
+const SUPERVISOR_KEYS: &[&str] = &["serverurl", "username", "password"];
+
+pub(crate) fn parse(
+    text: &str,
+    file: &Path,
+    path_env: Option<&OsStr>,
+) -> Result<Config, ConfigErrors> {
+    let lines = LineIndex::new(text, file);
+    let root = DeTable::parse(text).map_err(|e| {
+        let location = match e.span() {
+            Some(span) => lines.locate(&span),
+            None => Location::whole_file(file),
+        };
+        ConfigError::new(
+            location,
+            "",
+            format!("TOML syntax: {}", e.message().trim_end()),
+        )
+    })?;
+    let mut parser = Parser {
+        file,
+        dir: file.parent().unwrap_or(Path::new("")).to_path_buf(),
+        lines,
+        path_env,
+        errors: Vec::new(),
+    };
+    let config = parser.document(root.get_ref());
+    if parser.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors::new(parser.errors))
+    }
+}
+
+/// Where an error is reported: the task it belongs to (if any) and the key path of the table
+/// being read, relative to the task.
+#[derive(Debug, Clone)]
+struct Scope {
+    task: Option<String>,
+    prefix: String,
+}
+
+impl Scope {
+    fn root() -> Scope {
+        Scope {
+            task: None,
+            prefix: String::new(),
+        }
+    }
+
+    fn task(name: &str) -> Scope {
+        Scope {
+            task: Some(name.to_string()),
+            prefix: String::new(),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        match (self.prefix.is_empty(), key.is_empty()) {
+            (true, _) => key.to_string(),
+            (false, true) => self.prefix.clone(),
+            (false, false) => format!("{}.{key}", self.prefix),
+        }
+    }
+
+    fn child(&self, key: &str) -> Scope {
+        Scope {
+            task: self.task.clone(),
+            prefix: self.key(key),
+        }
+    }
+}
+
+/// A table being read, with its span and scope.
+struct Table<'t, 'i> {
+    map: &'t DeTable<'i>,
+    span: Span,
+    scope: Scope,
+}
+
+impl<'t, 'i> Table<'t, 'i> {
+    fn get(&self, key: &str) -> Option<&'t Value<'i>> {
+        self.map.get(key)
+    }
+}
+
+/// A value and where it is written.
+#[derive(Debug, Clone)]
+struct At<T> {
+    v: T,
+    span: Span,
+}
+
+impl<T> At<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> At<U> {
+        At {
+            v: f(self.v),
+            span: self.span,
+        }
+    }
+}
+
+struct Parser<'a> {
+    file: &'a Path,
+    dir: PathBuf,
+    lines: LineIndex<'a>,
+    path_env: Option<&'a OsStr>,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Parser<'a> {
+    fn loc(&self, span: &Span) -> Location {
+        self.lines.locate(span)
+    }
+
+    fn line(&self, span: &Span) -> usize {
+        self.loc(span).line
+    }
+
+    /// Records an error at `span` about `key` (relative to `scope`).
+    fn error(&mut self, span: &Span, scope: &Scope, key: &str, message: impl Into<String>) {
+        let mut error = ConfigError::new(self.loc(span), scope.key(key), message);
+        error.task = scope.task.clone();
+        self.errors.push(error);
+    }
+
+    fn document(&mut self, root: &DeTable<'_>) -> Config {
+        let top = Table {
+            map: root,
+            span: 0..0,
+            scope: Scope::root(),
+        };
+        self.check_keys(&top, TOP_KEYS, |key| {
+            (key == "tasks").then(|| "unknown key; tasks are written as [[task]]".to_string())
+        });
+        let runtime = match self.table(&top, "runtime") {
+            Some(t) => self.runtime(&t),
+            None => RuntimeConfig {
+                plugins_dir: self.dir.join("plugins"),
+                state_dir: self.dir.join("state"),
+                listen: None,
+                max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            },
+        };
+        let supervisor = self
+            .table(&top, "supervisor")
+            .and_then(|t| self.supervisor(&t));
+        let defaults = match self.table(&top, "defaults") {
+            Some(t) => {
+                self.check_keys(&t, &settings::keys(), |key| {
+                    task::TASK_ONLY_KEYS
+                        .contains(&key)
+                        .then(|| "cannot be set in [defaults]; set it in each [[task]]".to_string())
+                });
+                self.settings(&t, true)
+            }
+            None => Layer::default(),
+        };
+        self.cross_checks(&Layer::default(), &defaults, &Pass::Defaults);
+        let raw = self.tasks(&top);
+        let tasks = self.resolve(raw, &defaults);
+        Config {
+            file: self.file.to_path_buf(),
+            runtime,
+            supervisor,
+            tasks,
+        }
+    }
+
+    fn runtime(&mut self, t: &Table<'_, '_>) -> RuntimeConfig {
+        self.check_keys(t, RUNTIME_KEYS, |_| None);
+        let plugins_dir = self.path(t, "plugins_dir", "plugins");
+        let state_dir = self.path(t, "state_dir", "state");
+        let listen = self.string(t, "listen").and_then(|s| {
+            let addr = s.v.parse::<SocketAddr>();
+            if addr.is_err() {
+                self.error(
+                    &s.span,
+                    &t.scope,
+                    "listen",
+                    format!(
+                        "invalid listen address {:?}: expected ip:port, such as \"127.0.0.1:9187\"",
+                        s.v
+                    ),
+                );
+            }
+            addr.ok()
+        });
+        let max_concurrency = self
+            .count(t, "max_concurrency", 1, u32::MAX)
+            .and_then(|n| usize::try_from(n.v).ok())
+            .unwrap_or(DEFAULT_MAX_CONCURRENCY);
+        RuntimeConfig {
+            plugins_dir,
+            state_dir,
+            listen,
+            max_concurrency,
+        }
+    }
+
+    fn supervisor(&mut self, t: &Table<'_, '_>) -> Option<SupervisorConfig> {
+        self.check_keys(t, SUPERVISOR_KEYS, |_| None);
+        let username = self.string(t, "username").map(|s| s.v);
+        let password = self.string(t, "password").map(|s| s.v);
+        let url = self.required_string(t, "serverurl")?;
+        match parse_serverurl(&url.v) {
+            Ok(serverurl) => Some(SupervisorConfig {
+                serverurl,
+                username,
+                password,
+                location: self.loc(&url.span),
+            }),
+            Err(message) => {
+                self.error(&url.span, &t.scope, "serverurl", message.to_string());
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! A `[[task]]` table: the keys only a task has (its settings are read by `settings`), its
+//! grants and its plugins' `config` tables.
+
+use std::collections::{BTreeMap, HashMap};
+
+use hmrt_domain::{TaskName, program};
+use toml::de::{DeTable, DeValue};
+
+use super::settings::{self, Layer};
+use super::{At, Parser, Scope, Span, Table, Value};
+use crate::grants::{parse_http_origin, parse_tcp_endpoint, resolve_exec};
+use crate::{
+    ActionConfig, DEFAULT_ACTION_TIMEOUT, ExecProgram, Grants, HttpOrigin, Location, PluginConfig,
+    SupervisorProgram, TcpEndpoint,
+};
+
+/// Keys only a task may have: they name what is specific to one task.
+pub(super) const TASK_ONLY_KEYS: &[&str] = &[
+    "name",
+    "program",
+    "check",
+    "config",
+    "grants",
+    "on_failure",
+    "depends_on",
+];
+const GRANT_KEYS: &[&str] = &["http", "exec", "supervisor", "tcp"];
+const ACTION_KEYS: &[&str] = &["action", "config", "grants", "timeout"];
+
+/// A `[[task]]` as read, before names, dependencies and defaults are resolved across tasks.
+pub(super) struct RawTask {
+    pub(super) scope: Scope,
+    pub(super) span: Span,
+    pub(super) name: Option<At<String>>,
+    pub(super) program: Option<At<String>>,
+    pub(super) check: Option<At<String>>,
+    pub(super) config: PluginConfig,
+    pub(super) grants: Grants,
+    pub(super) on_failure: Option<ActionConfig>,
+    /// Each with its index in the array as written, which errors name it by.
+    pub(super) depends_on: Vec<(usize, At<String>)>,
+    pub(super) settings: Layer,
+}
+
+/// A JSON pointer token (RFC 6901).
+fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+impl Parser<'_> {
+    pub(super) fn tasks(&mut self, top: &Table<'_, '_>) -> Vec<RawTask> {
+        let Some(value) = top.get("task") else {
+            return Vec::new();
+        };
+        let scope = Scope::root();
+        match value.get_ref() {
+            DeValue::Array(items) => {
+                let mut raw = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item.get_ref() {
+                        DeValue::Table(map) => raw.push(self.task(i, map, item.span())),
+                        _ => self.type_error(item, &scope, &format!("task[{i}]"), "a table"),
+                    }
+                }
+                raw
+            }
+            DeValue::Table(_) => {
+                let message = "tasks are an array of tables: write [[task]], not [task]";
+                self.error(&value.span(), &scope, "task", message);
+                Vec::new()
+            }
+            _ => {
+                self.type_error(value, &scope, "task", "an array of [[task]] tables");
+                Vec::new()
+            }
+        }
+    }
+
+    fn task(&mut self, index: usize, map: &DeTable<'_>, span: Span) -> RawTask {
+        let by_index = Table {
+            map,
+            span: span.clone(),
+            scope: Scope {
+                task: None,
+                prefix: format!("task[{index}]"),
+            },
+        };
+        let name = self.required_string(&by_index, "name").and_then(|name| {
+            if let Err(e) = TaskName::new(&name.v) {
+                self.error(&name.span, &by_index.scope, "name", e.to_string());
+                return None;
+            }
+            Some(name)
+        });
+        // Once the task has a name, its errors say which task by name rather than by position.
+        let t = match &name {
+            Some(name) => Table {
+                map,
+                span: span.clone(),
+                scope: Scope::task(&name.v),
+            },
+            None => by_index,
+        };
+        let allowed: Vec<&str> = TASK_ONLY_KEYS
+            .iter()
+            .copied()
+            .chain(settings::keys())
+            .collect();
+        self.check_keys(&t, &allowed, |_| None);
+        let program = self.program(&t);
+        let check = self.required_string(&t, "check");
+        let config = self.plugin_config(&t, "config");
+        let grants = self.grants(&t, "grants");
+        let on_failure = self.on_failure(&t, program.as_ref());
+        let depends_on = self.depends_on(&t);
+        let settings = self.settings(&t, false);
+        RawTask {
+            scope: t.scope,
+            span,
+            name,
+            program,
+            check,
+            config,
+            grants,
+            on_failure,
+            depends_on,
+            settings,
+        }
+    }
+
+    /// The supervisord program the task watches: one program, never a group or a pattern,
+    /// because the shorthand `on_failure` grants the action exactly this name.
+    fn program(&mut self, t: &Table<'_, '_>) -> Option<At<String>> {
+        let program = self.nonempty_string(t, "program")?;
+        if let Some(why) = program::problem(&program.v) {
+            self.error(&program.span, &t.scope, "program", why);
+            return None;
+        }
+        Some(program)
+    }
+
+    /// The names in `depends_on`; one listed twice is reported (whether they name tasks is
+    /// checked across tasks, in `resolve`).
+    fn depends_on(&mut self, t: &Table<'_, '_>) -> Vec<(usize, At<String>)> {
+        let depends_on = self.string_list(t, "depends_on");
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, dep) in &depends_on {
+            if let Some(first) = seen.insert(&dep.v, *i) {
+                let message = format!("{:?} is listed twice (also depends_on[{first}])", dep.v);
+                self.error(&dep.span, &t.scope, &format!("depends_on[{i}]"), message);
+            }
+        }
+        depends_on
+    }
+
+    fn on_failure(
+        &mut self,
+        t: &Table<'_, '_>,
+        program: Option<&At<String>>,
+    ) -> Option<ActionConfig> {
+        let value = t.get("on_failure")?;
+        match value.get_ref() {
+            DeValue::String(action) => {
+                if action.trim().is_empty() {
+                    self.error(&value.span(), &t.scope, "on_failure", "must not be empty");
+                    return None;
+                }
+                let location = self.loc(&value.span());
+                let mut grants = Grants::default();
+                // The shorthand lets the action control the task's own program and nothing else.
+                if let Some(program) = program {
+                    grants.supervisor.programs.push(SupervisorProgram {
+                        name: program.v.clone(),
+                        location: location.clone(),
+                    });
+                }
+                Some(ActionConfig {
+                    action: action.to_string(),
+                    location,
+                    config: PluginConfig::empty(),
+                    grants,
+                    timeout: DEFAULT_ACTION_TIMEOUT,
+                })
+            }
+            DeValue::Table(map) => {
+                let a = Table {
+                    map,
+                    span: value.span(),
+                    scope: t.scope.child("on_failure"),
+                };
+                self.action_table(&a)
+            }
+            _ => {
+                let want = "an action name or a table { action = \"...\", ... }";
+                self.type_error(value, &t.scope, "on_failure", want);
+                None
+            }
+        }
+    }
+
+    /// `on_failure = { action = "...", config = {...}, grants = {...}, timeout = "30s" }`: the
+    /// action gets exactly the grants written.
+    fn action_table(&mut self, a: &Table<'_, '_>) -> Option<ActionConfig> {
+        self.check_keys(a, ACTION_KEYS, |_| None);
+        let action = self.required_string(a, "action");
+        let config = self.plugin_config(a, "config");
+        let grants = self.grants(a, "grants");
+        let timeout = self
+            .duration(a, "timeout", true)
+            .map_or(DEFAULT_ACTION_TIMEOUT, |d| d.v);
+        let action = action?;
+        Some(ActionConfig {
+            location: self.loc(&action.span),
+            action: action.v,
+            config,
+            grants,
+            timeout,
+        })
+    }
+
+    fn plugin_config(&mut self, t: &Table<'_, '_>, key: &str) -> PluginConfig {
+        let Some(value) = t.get(key) else {
+            return PluginConfig::empty();
+        };
+        if !matches!(value.get_ref(), DeValue::Table(_)) {
+            self.type_error(value, &t.scope, key, "a table");
+            return PluginConfig::empty();
+        }
+        let mut locations = BTreeMap::new();
+        let json = self.json(value, &t.scope, key, "", &mut locations);
+        PluginConfig {
+            value: json,
+            locations,
+        }
+    }
+
+    /// `value` as JSON, recording where each value is written by its JSON pointer.
+    fn json(
+        &mut self,
+        value: &Value<'_>,
+        scope: &Scope,
+        key: &str,
+        pointer: &str,
+        locations: &mut BTreeMap<String, Location>,
+    ) -> serde_json::Value {
+        use serde_json::Value as J;
+        let span = value.span();
+        locations.insert(pointer.to_string(), self.loc(&span));
+        match value.get_ref() {
+            DeValue::String(s) => J::String(s.to_string()),
+            DeValue::Integer(int) => match i64::from_str_radix(int.as_str(), int.radix()) {
+                Ok(n) => J::from(n),
+                Err(_) => {
+                    self.error(&span, scope, key, "integer out of range");
+                    J::Null
+                }
+            },
+            DeValue::Float(f) => {
+                let number = f.as_str().parse::<f64>().ok();
+                match number.and_then(serde_json::Number::from_f64) {
+                    Some(n) => J::Number(n),
+                    None => {
+                        let message = format!(
+                            "{} cannot be passed to a plugin (JSON has no inf or nan)",
+                            f.as_str()
+                        );
+                        self.error(&span, scope, key, message);
+                        J::Null
+                    }
+                }
+            }
+            DeValue::Boolean(b) => J::Bool(*b),
+            DeValue::Datetime(d) => J::String(d.to_string()),
+            DeValue::Array(items) => {
+                let mut array = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    let (key, pointer) = (format!("{key}[{i}]"), format!("{pointer}/{i}"));
+                    array.push(self.json(item, scope, &key, &pointer, locations));
+                }
+                J::Array(array)
+            }
+            DeValue::Table(map) => {
+                let mut object = serde_json::Map::new();
+                for (k, v) in map.iter() {
+                    let name: &str = k.get_ref();
+                    let key = format!("{key}.{name}");
+                    let pointer = format!("{pointer}/{}", pointer_token(name));
+                    let json = self.json(v, scope, &key, &pointer, locations);
+                    object.insert(name.to_string(), json);
+                }
+                J::Object(object)
+            }
+        }
+    }
+
+    fn grants(&mut self, t: &Table<'_, '_>, key: &str) -> Grants {
+        let mut grants = Grants::default();
+        let Some(g) = self.table(t, key) else {
+            return grants;
+        };
+        self.check_keys(&g, GRANT_KEYS, |_| None);
+        grants.http.origins = self.each_grant(&g, "http", |text, location| {
+            let (scheme, host, port) = parse_http_origin(&text)?;
+            Ok(HttpOrigin {
+                scheme,
+                host,
+                port,
+                location,
+            })
+        });
+        let path_env = self.path_env;
+        grants.exec.programs = self.each_grant(&g, "exec", |name, location| {
+            let path = resolve_exec(&name, path_env)?;
+            Ok(ExecProgram {
+                name,
+                path,
+                location,
+            })
+        });
+        // Each grant names exactly one program: "grp:" or "*" would grant a whole group.
+        grants.supervisor.programs = self.each_grant(&g, "supervisor", |name, location| {
+            match program::problem(&name) {
+                Some(why) => Err(why.to_string()),
+                None => Ok(SupervisorProgram { name, location }),
+            }
+        });
+        grants.tcp.endpoints = self.each_grant(&g, "tcp", |text, location| {
+            let (host, port) = parse_tcp_endpoint(&text)?;
+            Ok(TcpEndpoint {
+                host,
+                port,
+                location,
+            })
+        });
+        grants
+    }
+
+    /// The grants of one kind, each read by `grant` from its text and location; one it refuses
+    /// is reported at its own index.
+    fn each_grant<T>(
+        &mut self,
+        g: &Table<'_, '_>,
+        kind: &str,
+        mut grant: impl FnMut(String, Location) -> Result<T, String>,
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        for (i, s) in self.string_list(g, kind) {
+            match grant(s.v, self.loc(&s.span)) {
+                Ok(granted) => out.push(granted),
+                Err(message) => self.error(&s.span, &g.scope, &format!("{kind}[{i}]"), message),
+            }
+        }
+        out
+    }
+}
