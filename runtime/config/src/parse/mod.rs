@@ -197,7 +197,8 @@ impl<'a> Parser<'a> {
             }
             None => Layer::default(),
         };
-        self.cross_checks(&Layer::default(), &defaults, &Pass::Defaults);
+        let alone = settings::resolve(&Layer::default(), &defaults);
+        self.cross_checks(&alone, &Layer::default(), &defaults, &Pass::Defaults);
         let raw = self.tasks(&top);
         let tasks = self.resolve(raw, &defaults);
         Config {
@@ -252,7 +253,7 @@ impl<'a> Parser<'a> {
                 location: self.loc(&url.span),
             }),
             Err(message) => {
-                self.error(&url.span, &t.scope, "serverurl", message.to_string());
+                self.error(&url.span, &t.scope, "serverurl", message);
                 None
             }
         }

@@ -18,8 +18,8 @@ impl Parser<'_> {
         let mut defaults_flapping_reported = false;
         let mut tasks = Vec::new();
         for task in raw {
-            self.cross_checks(&task.settings, defaults, &Pass::Task(&task.scope));
             let mut r = settings::resolve(&task.settings, defaults);
+            self.cross_checks(&r, &task.settings, defaults, &Pass::Task(&task.scope));
             r.policy.flapping = self.flapping(
                 &r,
                 &task.settings,

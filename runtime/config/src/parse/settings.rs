@@ -298,9 +298,14 @@ impl Parser<'_> {
         })
     }
 
-    /// Checks that need two settings, on the task's settings laid over `[defaults]`.
-    pub(super) fn cross_checks(&mut self, task: &Layer, defaults: &Layer, pass: &Pass<'_>) {
-        let r = resolve(task, defaults);
+    /// Checks that need two settings, on `r`: the task's settings laid over `[defaults]`.
+    pub(super) fn cross_checks(
+        &mut self,
+        r: &Resolved,
+        task: &Layer,
+        defaults: &Layer,
+        pass: &Pass<'_>,
+    ) {
         let origin = |key| origin(task, defaults, key);
         if let Some(window) = r.policy.failure_window
             && window < r.policy.failure_threshold
