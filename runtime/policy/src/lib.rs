@@ -24,6 +24,14 @@
 //! // The caller runs the action, then reports how it went.
 //! engine.action_finished("web", Timestamp(7_000), Ok("restarted".into()))?;
 //! assert_eq!(engine.state("web").map(|s| s.state()), Some(State::Unknown));
+//! // It did not help: the failure threshold is met again while the backoff (1s ± 10%) runs.
+//! engine.observe("web", Timestamp(7_200), Status::Unhealthy, "connection refused")?;
+//! engine.observe("web", Timestamp(7_400), Status::Unhealthy, "connection refused")?;
+//! // The next action is due when the backoff runs out, without waiting for another result.
+//! let due = engine.next_wake("web").expect("the backoff is running");
+//! assert!(engine.wake("web", Timestamp(due.0 - 1))?.is_empty());
+//! let decisions = engine.wake("web", due)?;
+//! assert!(decisions.iter().any(|d| d.kind == DecisionKind::Act { attempt: 2 }));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -36,12 +44,12 @@
 //!   `failure_window` counted results, make it unhealthy. A task that is already healthy or
 //!   degraded follows each pass's status at once.
 //! - Actions: a task acts only at a counted failure or when its backoff runs out while its
-//!   failure threshold is met, only while `unhealthy` with its failure threshold met, and only
-//!   when nothing holds it (no running action, no start period, no
-//!   dependency hold, not flapping, not failed) and the backoff has elapsed. The attempt number
-//!   is the backoff position: the k-th action of a sequence is attempt k, and the next one waits
-//!   `min(initial × factor^(k-1), max)` ± jitter from the end of action k. Jitter is applied
-//!   after the cap, so a delay may exceed `max` by the jitter fraction.
+//!   failure threshold is met; only while `unhealthy`, and only when nothing holds it (no
+//!   running action, no start period, no dependency hold, not flapping, not failed) and the
+//!   backoff has elapsed. The attempt number is the backoff position: the k-th action of a
+//!   sequence is attempt k, and the next one waits `min(initial × factor^(k-1), max)` ± jitter
+//!   from the end of action k. Jitter is applied after the cap, so a delay may exceed `max` by
+//!   the jitter fraction.
 //! - Timers: the backoff running out, a start period running out, `rearm_after` running out and
 //!   a flapping hold lifting take effect at their instant when the caller wakes the task then
 //!   ([`Engine::next_wake`], [`Engine::wake`]). Every check result first applies the timers due
@@ -63,7 +71,9 @@
 //!   never act, a task has no action).
 //! - Dependencies hold a task with an action while any dependency is not healthy or degraded.
 //!   When the hold lifts, the task's failure counts are cleared, so failures seen while held
-//!   never lead to an action.
+//!   never lead to an action. A call about a task re-evaluates only the holds of its dependants
+//!   (all holds once, at the first call after [`Engine::new`] or [`Engine::restore`]), so its
+//!   cost does not grow with the number of tasks.
 //! - Flapping counts changes between "up" (healthy, degraded) and "down" (unhealthy, failed);
 //!   `unknown` and `restarting` are neither and do not end a run. More than `max_changes` such
 //!   changes within `window` holds actions; the hold lifts once a whole `window` passes without a
