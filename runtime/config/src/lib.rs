@@ -142,24 +142,9 @@ impl fmt::Debug for SupervisorConfig {
     }
 }
 
-/// supervisord's address, as supervisorctl's `-s` takes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerUrl {
-    /// `unix:///abs/path`: a UNIX socket at an absolute path.
-    Unix(PathBuf),
-    /// `http://host:port`: supervisord's inet HTTP server (the origin only; the client adds the
-    /// RPC path).
-    Http(Url),
-}
-
-impl fmt::Display for ServerUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServerUrl::Unix(path) => write!(f, "unix://{}", path.display()),
-            ServerUrl::Http(url) => write!(f, "{url}"),
-        }
-    }
-}
+/// supervisord's address, as supervisorctl's `-s` takes it: the one type the config parses
+/// and the supervisord client (`hmrt_supervisor::Client::new`) connects to.
+pub use hmrt_domain::ServerUrl;
 
 /// One `[[task]]`, with `[defaults]` and the built-in defaults applied.
 #[derive(Debug, Clone, PartialEq)]

@@ -37,37 +37,11 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// supervisord's address as supervisorctl's `-s` takes it: `unix:///abs/path` or
-/// `http://host[:port]`.
+/// `http://host[:port]` (no port: 80, as supervisorctl takes it). [`crate::ServerUrl::parse`]
+/// is the one parser; this only words its error the way the config's messages read (the key
+/// is already named in front of it).
 pub(crate) fn parse_serverurl(text: &str) -> Result<crate::ServerUrl, String> {
-    if let Some(rest) = text.strip_prefix("unix://") {
-        let path = std::path::Path::new(rest);
-        if !path.is_absolute() {
-            return Err(format!(
-                "{text:?}: the socket path must be absolute, as \"unix:///tmp/supervisor.sock\""
-            ));
-        }
-        return Ok(crate::ServerUrl::Unix(path.to_path_buf()));
-    }
-    let url = url::Url::parse(text).map_err(|e| {
-        format!("invalid server URL {text:?}: {e}; write unix:///path/to/supervisor.sock or http://host:port")
-    })?;
-    if url.scheme() != "http" {
-        return Err(format!(
-            "{text:?} has scheme {:?}; supervisord is reached by unix:// or http://",
-            url.scheme()
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!(
-            "{text:?} contains a user or password; set [supervisor] username and password instead"
-        ));
-    }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "{text:?} has a path, query or fragment; write only http://host:port"
-        ));
-    }
-    Ok(crate::ServerUrl::Http(url))
+    crate::ServerUrl::parse(text).map_err(|e| format!("{:?}: {}", e.url, e.reason))
 }
 
 #[cfg(test)]
@@ -103,10 +77,25 @@ mod tests {
             parse_serverurl("unix:///tmp/supervisor.sock"),
             Ok(ServerUrl::Unix("/tmp/supervisor.sock".into()))
         );
-        match parse_serverurl("http://127.0.0.1:9001") {
-            Ok(ServerUrl::Http(url)) => assert_eq!(url.port(), Some(9001)),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(
+            parse_serverurl("http://127.0.0.1:9001"),
+            Ok(ServerUrl::Http {
+                host: "127.0.0.1".into(),
+                port: 9001
+            })
+        );
+        // No port is port 80, as supervisorctl reads it.
+        assert_eq!(
+            parse_serverurl("http://127.0.0.2"),
+            Ok(ServerUrl::Http {
+                host: "127.0.0.2".into(),
+                port: 80
+            })
+        );
+        assert_eq!(
+            parse_serverurl("http://h:1/RPC2"),
+            Err("\"http://h:1/RPC2\": it must not have a path, query or fragment".to_owned())
+        );
         for bad in [
             "unix://tmp/s.sock",
             "https://h:1",

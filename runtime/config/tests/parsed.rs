@@ -420,7 +420,7 @@ fn supervisor_over_http() {
     );
     let s = config.supervisor.unwrap();
     match &s.serverurl {
-        ServerUrl::Http(url) => assert_eq!(url.port(), Some(9001)),
+        ServerUrl::Http { host, port } => assert_eq!((host.as_str(), *port), ("127.0.0.1", 9001)),
         other => panic!("{other:?}"),
     }
     assert_eq!(s.username.as_deref(), Some("u"));
