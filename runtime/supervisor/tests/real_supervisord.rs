@@ -1,13 +1,11 @@
-//! The client against a real supervisord 4.3.0 (see tests/support/supervisord.rs for where
-//! it comes from), plus fake servers for the failure modes supervisord will not produce.
-
-#[path = "../../../tests/support/supervisord.rs"]
-mod supervisord;
+//! The client against a real supervisord 4.3.0 (see the hmrt-test-support crate,
+//! tests/support, for where it comes from), plus fake servers for the failure modes
+//! supervisord will not produce.
 
 use std::time::{Duration, Instant};
 
 use hmrt_supervisor::{Client, Error, ProcessState, StopOutcome, fault};
-use supervisord::{Program, Supervisord, free_port, process_alive, wait_until};
+use hmrt_test_support::supervisord::{Program, Supervisord, free_port, process_alive, wait_until};
 
 /// Generous: start waits out startsecs (1 s) on a 2-core machine running other builds.
 const TIMEOUT: Duration = Duration::from_secs(20);

@@ -3,8 +3,7 @@
 
 #![allow(dead_code)]
 
-#[path = "../../support/supervisord.rs"]
-pub mod supervisord;
+pub use hmrt_test_support::supervisord;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -2,10 +2,9 @@
 //! `supervisord.conf`, a unix socket (and optionally an HTTP port and basic auth), stopped
 //! with everything it runs when the [`Supervisord`] value is dropped.
 //!
-//! Include it with `#[path = ".../tests/support/supervisord.rs"] mod supervisord;`. It uses
-//! only std and `tempfile`, and it queries supervisord through `supervisorctl` (from the same
-//! installation) rather than through `hmrt-supervisor`, so it can test that client without
-//! trusting it and needs no dependency on it.
+//! It uses only std and `tempfile`, and it queries supervisord through `supervisorctl` (from
+//! the same installation) rather than through `hmrt-supervisor`, so it can test that client
+//! without trusting it and needs no dependency on it.
 //!
 //! Where supervisord is found: `$HMRT_SUPERVISORD`, else `<workspace>/.tools/venv/bin/supervisord`
 //! (install with `python3 -m venv .tools/venv && .tools/venv/bin/pip install supervisor==4.3.0`).
@@ -20,8 +19,6 @@
 //! and their children; if it does not exit in time, the harness SIGKILLs the process groups
 //! of supervisord and of every program it knew about. A test process killed with SIGKILL
 //! cannot clean up, of course.
-
-#![allow(dead_code)] // Each test binary that includes this uses a different part of it.
 
 use std::fmt::Write as _;
 use std::io::Read as _;
@@ -82,7 +79,7 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// The workspace root (the directory whose Cargo.toml has `[workspace]`), found upwards from
-/// the including crate's manifest directory, so it works from any member.
+/// this crate's manifest directory.
 pub fn workspace_root() -> PathBuf {
     let start = Path::new(env!("CARGO_MANIFEST_DIR"));
     for dir in start.ancestors() {
@@ -141,9 +138,9 @@ fn sibling_of_supervisord(name: &str) -> PathBuf {
     bin.parent().unwrap_or(Path::new("/")).join(name)
 }
 
-/// `tests/support/flaky_service.py`.
+/// `flaky_service.py`, next to this crate's `Cargo.toml` (`tests/support/`).
 pub fn flaky_service_path() -> PathBuf {
-    workspace_root().join("tests/support/flaky_service.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("flaky_service.py")
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, release it).
@@ -157,7 +154,7 @@ pub fn free_port() -> u16 {
 pub struct Program {
     /// The program name (letters, digits, `-`, `_`, `.`).
     pub name: String,
-    /// argv; supervisord execs it directly (no shell), searching PATH for argv[0].
+    /// argv; supervisord execs it directly (no shell), searching PATH for `argv[0]`.
     pub command: Vec<String>,
     /// Start it when supervisord starts (default true).
     pub autostart: bool,
@@ -343,7 +340,7 @@ fn ini_value(v: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct SupervisordBuilder {
     programs: Vec<Program>,
-    http_port: Option<u16>,
+    http: Option<(String, u16)>,
     auth: Option<(String, String)>,
 }
 
@@ -355,8 +352,20 @@ impl SupervisordBuilder {
     }
 
     /// Also serves XML-RPC on `127.0.0.1:<port>` (`[inet_http_server]`); see [`free_port`].
-    pub fn http_port(mut self, port: u16) -> SupervisordBuilder {
-        self.http_port = Some(port);
+    pub fn http_port(self, port: u16) -> SupervisordBuilder {
+        self.http_listen("127.0.0.1", port)
+    }
+
+    /// Also serves XML-RPC on `<host>:<port>` (`[inet_http_server] port=host:port`), e.g.
+    /// `127.0.0.2:80` for the port-less `http://127.0.0.2` (every 127.x address is loopback
+    /// on Linux; port 80 needs root). supervisord exits if it cannot bind, and then
+    /// [`start`](SupervisordBuilder::start) panics with its log.
+    pub fn http_listen(mut self, host: &str, port: u16) -> SupervisordBuilder {
+        assert!(
+            !host.is_empty() && !host.contains([':', '[', ']', '\n', '\r', ' ']),
+            "http_listen: host {host:?} (an IPv4 address or a name)"
+        );
+        self.http = Some((host.to_owned(), port));
         self
     }
 
@@ -389,7 +398,7 @@ pub struct Supervisord {
     dir: tempfile::TempDir,
     conf: PathBuf,
     socket: PathBuf,
-    http_port: Option<u16>,
+    http: Option<(String, u16)>,
     auth: Option<(String, String)>,
     programs: Vec<Program>,
 }
@@ -434,7 +443,7 @@ impl Supervisord {
             dir,
             conf,
             socket,
-            http_port: opts.http_port,
+            http: opts.http,
             auth: opts.auth,
             programs: opts.programs,
         };
@@ -472,9 +481,11 @@ impl Supervisord {
         format!("unix://{}", self.socket.display())
     }
 
-    /// `http://127.0.0.1:<port>` if an HTTP port was configured.
+    /// `http://<host>:<port>` if an HTTP port was configured.
     pub fn http_serverurl(&self) -> Option<String> {
-        self.http_port.map(|p| format!("http://127.0.0.1:{p}"))
+        self.http
+            .as_ref()
+            .map(|(host, port)| format!("http://{host}:{port}"))
     }
 
     /// The configured basic-auth credentials.
@@ -692,9 +703,9 @@ fn render_conf(opts: &SupervisordBuilder, dir: &Path, socket: &Path) -> String {
     let _ = writeln!(c, "chmod=0700");
     auth_lines(&mut c);
     c.push('\n');
-    if let Some(port) = opts.http_port {
+    if let Some((host, port)) = &opts.http {
         let _ = writeln!(c, "[inet_http_server]");
-        let _ = writeln!(c, "port=127.0.0.1:{port}");
+        let _ = writeln!(c, "port={}:{port}", ini_value(host));
         auth_lines(&mut c);
         c.push('\n');
     }

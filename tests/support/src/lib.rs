@@ -1,0 +1,13 @@
+//! What hmrt's tests share, as a crate (a dev-dependency of `hmrt-supervisor` and `hmrt`)
+//! rather than files pulled into each test binary with `#[path]`.
+//!
+//! - [`supervisord`]: a real supervisord (4.3.0) in a temporary directory, driven and
+//!   inspected through `supervisorctl`, and `flaky_service.py` (next to this crate's
+//!   `Cargo.toml`), a small HTTP service whose health a test can break and repair.
+//!
+//! It depends on nothing of hmrt's, so it can test hmrt's supervisord client without
+//! trusting it.
+
+#![warn(missing_docs)]
+
+pub mod supervisord;
