@@ -105,7 +105,8 @@ impl fmt::Display for Method {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The `serverurl` given to [`Client::new`](crate::Client::new) is not usable.
+    /// The [`ServerUrl`](crate::ServerUrl) given to [`Client::new`](crate::Client::new) parsed,
+    /// but cannot be reached over HTTP (its host is not one an HTTP URL can carry).
     #[error(
         "invalid supervisord serverurl {url:?}: {reason} \
          (expected unix:///absolute/path.sock or http://host:port)"
@@ -119,6 +120,9 @@ pub enum Error {
     /// Some other [`Client::new`](crate::Client::new) argument is not usable.
     #[error("invalid supervisord client setting: {0}")]
     InvalidSetting(&'static str),
+    /// The HTTP client could not be set up (nothing was contacted).
+    #[error("cannot set up the HTTP client for supervisord: {0}")]
+    ClientSetup(String),
     /// A program name (or signal) that is refused before anything is sent.
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidArgument {

@@ -6,15 +6,18 @@
 //! `system.multicall`, no `*AllProcesses`, no group, config or log methods, and names with `*`
 //! (which supervisord expands to a whole group) are refused before anything is sent.
 //!
-//! The transport is a hand-written HTTP/1.0 `POST /RPC2` over a unix socket
-//! (`unix:///path.sock`) or TCP (`http://host:port`), one connection per call, with optional
-//! basic auth, a per-call timeout and a cap on the response size. The timeout needs a tokio
-//! runtime with the time driver enabled.
+//! The transport is reqwest: `POST /RPC2` over a unix socket (`unix:///path.sock`) or TCP
+//! (`http://host[:port]`), as a typed [`ServerUrl`] (parsed once, by the config), one
+//! connection per call, with optional basic auth, a per-call timeout and a cap on the response
+//! size enforced while reading. Proxies from the environment, redirects and decompression are
+//! off. The timeout needs a tokio runtime with the time driver enabled.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), hmrt_supervisor::Error> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
-//! let client = hmrt_supervisor::Client::new("unix:///tmp/supervisor.sock", None, Duration::from_secs(10))?;
+//! use hmrt_supervisor::{Client, ServerUrl};
+//! let url: ServerUrl = "unix:///tmp/supervisor.sock".parse()?;
+//! let client = Client::new(&url, None, Duration::from_secs(10))?;
 //! let info = client.restart("web").await?;
 //! println!("web is {} with pid {:?}", info.state, info.pid);
 //! # Ok(()) }
@@ -23,19 +26,19 @@
 #![warn(missing_docs)]
 
 mod error;
-mod http;
 mod process;
-mod url;
+mod transport;
 mod xmlrpc;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use error::{Error, Method, fault};
+pub use hmrt_domain::ServerUrl;
 pub use process::{ProcessInfo, ProcessState};
 
 use error::CallError;
-use url::ServerUrl;
+use transport::Transport;
 use xmlrpc::{Param, Value};
 
 /// Default cap on the size of a response body (supervisord's answers are a few KiB).
@@ -59,8 +62,10 @@ pub enum StopOutcome {
 #[derive(Clone)]
 pub struct Client {
     url: ServerUrl,
-    serverurl: String,
-    authorization: Option<String>,
+    /// `url` as text, which every error names.
+    server: String,
+    transport: Transport,
+    has_auth: bool,
     timeout: Duration,
     max_response: usize,
 }
@@ -69,8 +74,8 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the credentials.
         f.debug_struct("Client")
-            .field("serverurl", &self.serverurl)
-            .field("auth", &self.authorization.as_ref().map(|_| "<redacted>"))
+            .field("serverurl", &self.server)
+            .field("auth", &self.has_auth.then_some("<redacted>"))
             .field("timeout", &self.timeout)
             .field("max_response", &self.max_response)
             .finish()
@@ -78,36 +83,35 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// Creates a client for `serverurl` (`unix:///abs/path.sock` or `http://host:port`, as in
-    /// supervisorctl's `-s`), with optional `(username, password)` basic auth and a timeout
-    /// that bounds each XML-RPC call from connect to the last byte.
+    /// Creates a client for supervisord at `serverurl` (`unix:///abs/path.sock` or
+    /// `http://host[:port]`, as supervisorctl's `-s` takes it; a missing port is 80), with
+    /// optional `(username, password)` basic auth and a timeout that bounds each XML-RPC call
+    /// from connect to the last byte.
     ///
     /// Nothing is contacted here. Note that `start`/`restart` wait until supervisord considers
     /// the program started (`startsecs`), so the timeout must be longer than that.
     pub fn new(
-        serverurl: &str,
+        serverurl: &ServerUrl,
         auth: Option<(String, String)>,
         timeout: Duration,
     ) -> Result<Client, Error> {
-        let url = ServerUrl::parse(serverurl)?;
         if timeout.is_zero() {
             return Err(Error::InvalidSetting(
                 "the timeout must be longer than zero",
             ));
         }
-        let authorization = match auth {
-            Some((user, _)) if user.contains(':') => {
-                return Err(Error::InvalidSetting(
-                    "the username must not contain ':' (basic auth cannot carry it)",
-                ));
-            }
-            Some((user, password)) => Some(http::basic_auth(&user, &password)),
-            None => None,
-        };
+        if auth.as_ref().is_some_and(|(user, _)| user.contains(':')) {
+            return Err(Error::InvalidSetting(
+                "the username must not contain ':' (basic auth cannot carry it)",
+            ));
+        }
+        let has_auth = auth.is_some();
+        let transport = Transport::new(serverurl, auth, timeout)?;
         Ok(Client {
-            url,
-            serverurl: serverurl.to_owned(),
-            authorization,
+            url: serverurl.clone(),
+            server: serverurl.to_string(),
+            transport,
+            has_auth,
             timeout,
             max_response: DEFAULT_MAX_RESPONSE,
         })
@@ -120,8 +124,8 @@ impl Client {
     }
 
     /// The server URL as given to [`Client::new`].
-    pub fn serverurl(&self) -> &str {
-        &self.serverurl
+    pub fn serverurl(&self) -> &ServerUrl {
+        &self.url
     }
 
     /// The per-call timeout.
@@ -136,7 +140,7 @@ impl Client {
             .call(GET_PROCESS_INFO, name, &[Param::Str(name)])
             .await?;
         ProcessInfo::from_value(&value)
-            .map_err(|e| e.into_error(&self.serverurl, GET_PROCESS_INFO, name, self.timeout))
+            .map_err(|e| e.into_error(&self.server, GET_PROCESS_INFO, name, self.timeout))
     }
 
     /// Starts program `name` and waits until supervisord considers it started
@@ -230,7 +234,7 @@ impl Client {
             other => {
                 Err(
                     CallError::Malformed(format!("expected boolean true, got {other:?}"))
-                        .into_error(&self.serverurl, method, name, self.timeout),
+                        .into_error(&self.server, method, name, self.timeout),
                 )
             }
         }
@@ -244,13 +248,7 @@ impl Client {
     ) -> Result<Value, Error> {
         let body = xmlrpc::encode_call(method.as_str(), params);
         let exchange = async {
-            let raw = http::post(
-                &self.url,
-                self.authorization.as_deref(),
-                &body,
-                self.max_response,
-            )
-            .await?;
+            let raw = self.transport.post(body, self.max_response).await?;
             let text = std::str::from_utf8(&raw)
                 .map_err(|_| CallError::Malformed("response body is not UTF-8".to_owned()))?;
             xmlrpc::parse_response(text)
@@ -259,19 +257,18 @@ impl Client {
             Ok(result) => result,
             Err(_elapsed) => Err(CallError::Timeout),
         };
-        result.map_err(|e| e.into_error(&self.serverurl, method, process, self.timeout))
+        result.map_err(|e| e.into_error(&self.server, method, process, self.timeout))
     }
 }
 
+/// Refuses, before anything is sent, a name that would not address exactly one process
+/// (hmrt-domain's rule, shared with the config and the grants) or is longer than supervisord's
+/// names get.
 fn check_name(name: &str) -> Result<(), Error> {
-    let reason = if name.is_empty() {
-        "it is empty"
+    let reason = if let Some(problem) = hmrt_domain::program::problem(name) {
+        problem
     } else if name.len() > 255 {
-        "it is longer than 255 bytes"
-    } else if name.contains('*') {
-        "'*' would address a whole group"
-    } else if name.chars().any(char::is_control) {
-        "it contains control characters"
+        "a program name must not be longer than 255 bytes"
     } else {
         return Ok(());
     };
@@ -309,48 +306,74 @@ mod tests {
 
     #[test]
     fn names_that_would_widen_the_call_are_refused() {
-        for bad in ["", "web:*", "*", "we\nb", &"x".repeat(256)] {
+        for bad in [
+            "",
+            "web:*",
+            "*",
+            "grp:",
+            ":web",
+            "a b",
+            "we\nb",
+            &"x".repeat(256),
+        ] {
             let err = check_name(bad).expect_err(bad);
-            assert!(matches!(
-                err,
-                Error::InvalidArgument {
-                    what: "program name",
-                    ..
-                }
-            ));
+            assert!(
+                matches!(
+                    err,
+                    Error::InvalidArgument {
+                        what: "program name",
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
         }
-        for good in ["web", "grp:web_00", "a-b.c"] {
+        assert!(
+            check_name(&"x".repeat(256))
+                .unwrap_err()
+                .to_string()
+                .contains("255 bytes")
+        );
+        for good in ["web", "grp:web_00", "a-b.c", &"x".repeat(255)] {
             check_name(good).unwrap();
         }
     }
 
     #[test]
     fn client_new_validates_and_redacts() {
+        let unix: ServerUrl = "unix:///tmp/s.sock".parse().unwrap();
         let c = Client::new(
-            "unix:///tmp/s.sock",
+            &unix,
             Some(("u".into(), "secret".into())),
             Duration::from_secs(1),
         )
         .unwrap();
+        assert_eq!(c.serverurl(), &unix);
         let dbg = format!("{c:?}");
         assert!(
             !dbg.contains("secret") && !dbg.contains("c2VjcmV0"),
             "{dbg}"
         );
+        assert!(dbg.contains("<redacted>"), "{dbg}");
         assert!(matches!(
-            Client::new("unix:///tmp/s.sock", None, Duration::ZERO),
+            Client::new(&unix, None, Duration::ZERO),
             Err(Error::InvalidSetting(_))
         ));
         assert!(matches!(
             Client::new(
-                "unix:///tmp/s.sock",
+                &unix,
                 Some(("a:b".into(), "p".into())),
                 Duration::from_secs(1)
             ),
             Err(Error::InvalidSetting(_))
         ));
+        // A ServerUrl built by hand, past ServerUrl::parse, with a host no URL can carry.
+        let odd = ServerUrl::Http {
+            host: "exa mple".into(),
+            port: 9001,
+        };
         assert!(matches!(
-            Client::new("tcp://x:1", None, Duration::from_secs(1)),
+            Client::new(&odd, None, Duration::from_secs(1)),
             Err(Error::InvalidUrl { .. })
         ));
     }

@@ -1,10 +1,10 @@
 //! The client against a real supervisord 4.3.0 (see the hmrt-test-support crate,
-//! tests/support, for where it comes from), plus fake servers for the failure modes
-//! supervisord will not produce.
+//! tests/support, for where it comes from), over its unix socket and its inet port, with and
+//! without basic auth, plus fake servers for the failure modes supervisord will not produce.
 
 use std::time::{Duration, Instant};
 
-use hmrt_supervisor::{Client, Error, ProcessState, StopOutcome, fault};
+use hmrt_supervisor::{Client, Error, ProcessState, ServerUrl, StopOutcome, fault};
 use hmrt_test_support::supervisord::{Program, Supervisord, free_port, process_alive, wait_until};
 
 /// Generous: start waits out startsecs (1 s) on a 2-core machine running other builds.
@@ -14,8 +14,14 @@ fn sleeper(name: &str) -> Program {
     Program::new(name, &["sleep", "600"])
 }
 
+/// A serverurl as the config would hand it over: parsed once.
+fn server(url: &str) -> ServerUrl {
+    url.parse()
+        .unwrap_or_else(|e| panic!("{url:?} does not parse: {e}"))
+}
+
 fn client(sv: &Supervisord) -> Client {
-    Client::new(&sv.serverurl(), sv.auth(), TIMEOUT).unwrap()
+    Client::new(&server(&sv.serverurl()), sv.auth(), TIMEOUT).unwrap()
 }
 
 #[tokio::test]
@@ -125,7 +131,7 @@ async fn unknown_program_is_a_clear_bad_name_fault() {
 #[tokio::test]
 async fn wildcards_are_refused_before_anything_is_sent() {
     // Nothing listens here: a refusal that reached the network would be a Connect error.
-    let c = Client::new("unix:///nonexistent/hmrt/s.sock", None, TIMEOUT).unwrap();
+    let c = Client::new(&server("unix:///nonexistent/hmrt/s.sock"), None, TIMEOUT).unwrap();
     for name in ["web:*", "*", ""] {
         let err = c.start(name).await.unwrap_err();
         assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
@@ -235,7 +241,7 @@ async fn http_transport_with_basic_auth() {
     let pid = sv.wait_running("web");
     let url = sv.http_serverurl().unwrap();
 
-    let good = Client::new(&url, sv.auth(), TIMEOUT).unwrap();
+    let good = Client::new(&server(&url), sv.auth(), TIMEOUT).unwrap();
     let info = good.status("web").await.unwrap();
     assert_eq!(info.pid, Some(pid));
     let info = good.restart("web").await.unwrap();
@@ -243,11 +249,11 @@ async fn http_transport_with_basic_auth() {
     assert_eq!(sv.pid_of("web"), info.pid);
 
     // The unix socket needs the same credentials.
-    let unix = Client::new(&sv.serverurl(), sv.auth(), TIMEOUT).unwrap();
+    let unix = Client::new(&server(&sv.serverurl()), sv.auth(), TIMEOUT).unwrap();
     assert_eq!(unix.status("web").await.unwrap().pid, info.pid);
 
     for auth in [None, Some(("hmrt".to_owned(), "wrong".to_owned()))] {
-        let bad = Client::new(&url, auth, TIMEOUT).unwrap();
+        let bad = Client::new(&server(&url), auth, TIMEOUT).unwrap();
         let err = bad.status("web").await.unwrap_err();
         assert!(matches!(err, Error::Http { status: 401, .. }), "{err:?}");
         assert_eq!(
@@ -257,6 +263,158 @@ async fn http_transport_with_basic_auth() {
             )
         );
     }
+}
+
+/// Asserts that `url` with `auth` is refused with a 401 that tells the operator what to check.
+async fn assert_unauthorized(url: &ServerUrl, auth: Option<(String, String)>) {
+    let c = Client::new(url, auth.clone(), TIMEOUT).unwrap();
+    let err = c.status("web").await.unwrap_err();
+    assert!(
+        matches!(err, Error::Http { status: 401, .. }),
+        "{auth:?}: {err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "supervisord at {url}: HTTP 401 Unauthorized (check the supervisor username/password)"
+        )
+    );
+}
+
+fn creds(user: &str, password: &str) -> Option<(String, String)> {
+    Some((user.to_owned(), password.to_owned()))
+}
+
+#[tokio::test]
+async fn unix_socket_with_basic_auth() {
+    let sv = Supervisord::builder()
+        .program(sleeper("web"))
+        .auth("hmrt", "pa ss:w%rd")
+        .start();
+    let pid = sv.wait_running("web");
+    let url = server(&sv.serverurl());
+    assert!(matches!(url, ServerUrl::Unix(_)));
+
+    let good = Client::new(&url, sv.auth(), TIMEOUT).unwrap();
+    assert_eq!(good.status("web").await.unwrap().pid, Some(pid));
+    let info = good.restart("web").await.unwrap();
+    assert_ne!(info.pid, Some(pid));
+    assert_eq!(sv.pid_of("web"), info.pid);
+
+    for auth in [
+        None,
+        creds("hmrt", "wrong"),
+        creds("other", "pa ss:w%rd"),
+        creds("hmrt", ""),
+    ] {
+        assert_unauthorized(&url, auth).await;
+    }
+    // Nothing was restarted by the refused calls.
+    assert_eq!(sv.pid_of("web"), info.pid);
+}
+
+#[tokio::test]
+async fn inet_port_without_auth() {
+    let port = free_port();
+    let sv = Supervisord::builder()
+        .program(sleeper("web"))
+        .http_port(port)
+        .start();
+    let pid = sv.wait_running("web");
+    let text = sv.http_serverurl().unwrap();
+    assert_eq!(text, format!("http://127.0.0.1:{port}"));
+    let url = server(&text);
+
+    let c = Client::new(&url, None, TIMEOUT).unwrap();
+    let info = c.status("web").await.unwrap();
+    assert_eq!((info.state, info.pid), (ProcessState::Running, Some(pid)));
+    assert_eq!(c.stop("web").await.unwrap(), StopOutcome::Stopped);
+    assert_eq!(sv.state_of("web"), "STOPPED");
+    c.start("web").await.unwrap();
+    let second = sv.pid_of("web").expect("running after start");
+    assert_ne!(second, pid);
+
+    // The same address with a trailing slash, as people write it in supervisorctl's -s.
+    let slash = Client::new(&server(&format!("{text}/")), None, TIMEOUT).unwrap();
+    assert_eq!(slash.status("web").await.unwrap().pid, Some(second));
+
+    // supervisorctl, pointed at the same port, sees what the client did.
+    let (_, out) = sv.supervisorctl(&["-s", &text, "status", "web"]);
+    assert!(
+        out.contains("RUNNING") && out.contains(&format!("pid {second},")),
+        "{out}"
+    );
+
+    // A port nobody listens on: a clear connect error.
+    let closed = free_port();
+    let nobody = Client::new(
+        &server(&format!("http://127.0.0.1:{closed}")),
+        None,
+        TIMEOUT,
+    )
+    .unwrap();
+    let err = nobody.status("web").await.unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "supervisord at http://127.0.0.1:{closed}: cannot connect: "
+        )),
+        "{err}"
+    );
+}
+
+/// `http://127.0.0.2` without a port means port 80, for this client as for supervisorctl.
+/// Every 127.x address is loopback on Linux, so supervisord on 127.0.0.2:80 clashes with
+/// nothing on 127.0.0.1:80. Binding port 80 needs root (the tests run as root). If supervisord
+/// cannot bind it, it exits and `start()` panics with its log: this test fails, it never
+/// passes without having talked to a supervisord on port 80.
+#[tokio::test]
+async fn portless_http_url_is_port_80_as_supervisorctl_takes_it() {
+    let sv = Supervisord::builder()
+        .program(sleeper("web"))
+        .http_listen("127.0.0.2", 80)
+        .auth("hmrt", "s3cret")
+        .start();
+    let pid = sv.wait_running("web");
+    assert_eq!(
+        sv.http_serverurl().as_deref(),
+        Some("http://127.0.0.2:80"),
+        "the harness configured port 80"
+    );
+    // supervisord really listens there.
+    std::net::TcpStream::connect(("127.0.0.2", 80)).expect("supervisord on 127.0.0.2:80");
+
+    let url = server("http://127.0.0.2");
+    assert_eq!(
+        url,
+        ServerUrl::Http {
+            host: "127.0.0.2".into(),
+            port: 80
+        }
+    );
+    let c = Client::new(&url, sv.auth(), TIMEOUT).unwrap();
+    let info = c.status("web").await.unwrap();
+    assert_eq!((info.state, info.pid), (ProcessState::Running, Some(pid)));
+
+    // supervisorctl itself, given the same port-less URL, reaches the same supervisord.
+    let (code, out) = sv.supervisorctl(&["-s", "http://127.0.0.2", "status", "web"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("RUNNING") && out.contains(&format!("pid {pid},")),
+        "{out}"
+    );
+
+    let info = c.restart("web").await.unwrap();
+    let new_pid = info.pid.expect("pid after restart");
+    assert_ne!(new_pid, pid);
+    let (_, out) = sv.supervisorctl(&["-s", "http://127.0.0.2", "pid", "web"]);
+    assert_eq!(out.trim(), new_pid.to_string());
+
+    // The port-less form and :80 are one address; wrong credentials are refused there too.
+    let explicit = Client::new(&server("http://127.0.0.2:80/"), sv.auth(), TIMEOUT).unwrap();
+    assert_eq!(explicit.status("web").await.unwrap().pid, Some(new_pid));
+    assert_unauthorized(&url, creds("hmrt", "wrong")).await;
+    assert_unauthorized(&url, None).await;
 }
 
 #[tokio::test]
@@ -301,7 +459,7 @@ async fn timeout_when_the_socket_accepts_but_never_answers() {
     })
     .await;
     let timeout = Duration::from_millis(300);
-    let c = Client::new(&url, None, timeout).unwrap();
+    let c = Client::new(&server(&url), None, timeout).unwrap();
     let started = Instant::now();
     let err = c.status("web").await.unwrap_err();
     let elapsed = started.elapsed();
@@ -323,7 +481,7 @@ async fn garbage_and_early_close_are_malformed_not_panics() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let (_d1, closes) = fake_server(|stream| async move { drop(stream) }).await;
-    let err = Client::new(&closes, None, TIMEOUT)
+    let err = Client::new(&server(&closes), None, TIMEOUT)
         .unwrap()
         .status("web")
         .await
@@ -346,7 +504,7 @@ async fn garbage_and_early_close_are_malformed_not_panics() {
         let _ = stream.write_all(reply.as_bytes()).await;
     })
     .await;
-    let err = Client::new(&junk, None, TIMEOUT)
+    let err = Client::new(&server(&junk), None, TIMEOUT)
         .unwrap()
         .status("web")
         .await
@@ -364,12 +522,385 @@ async fn garbage_and_early_close_are_malformed_not_panics() {
             .await;
     })
     .await;
-    let err = Client::new(&not_found, None, TIMEOUT)
+    let err = Client::new(&server(&not_found), None, TIMEOUT)
         .unwrap()
         .stop("web")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Http { status: 404, .. }), "{err:?}");
+}
+
+/// A TCP listener on 127.0.0.1; `serve` handles each connection. Returns the port.
+async fn fake_tcp_server<F, Fut>(serve: F) -> u16
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream));
+        }
+    });
+    port
+}
+
+/// Reads one HTTP request (head, then Content-Length bytes of body) and returns it as text.
+async fn read_request<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                return text;
+            }
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&raw).into_owned(),
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// A getProcessInfo answer for a running "web" with pid 42, as supervisord would send it.
+fn running_web_reply() -> String {
+    let body = "<?xml version='1.0'?>\n<methodResponse><params><param><value><struct>\
+        <member><name>name</name><value><string>web</string></value></member>\
+        <member><name>group</name><value><string>web</string></value></member>\
+        <member><name>statename</name><value><string>RUNNING</string></value></member>\
+        <member><name>pid</name><value><int>42</int></value></member>\
+        </struct></value></param></params></methodResponse>\n";
+    format!(
+        "HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Answers every request with [`running_web_reply`] and keeps each request's text.
+async fn recording_server(seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> u16 {
+    use tokio::io::AsyncWriteExt;
+    fake_tcp_server(move |mut stream| {
+        let seen = seen.clone();
+        async move {
+            let request = read_request(&mut stream).await;
+            seen.lock().unwrap().push(request);
+            let _ = stream.write_all(running_web_reply().as_bytes()).await;
+        }
+    })
+    .await
+}
+
+/// The headers of a request, names lowercased.
+fn headers(request: &str) -> Vec<(String, String)> {
+    let head = request.split("\r\n\r\n").next().unwrap_or_default();
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_request_is_one_plain_post_to_rpc2_with_basic_auth() {
+    use tokio::io::AsyncWriteExt;
+    // Over TCP.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let port = recording_server(seen.clone()).await;
+    let c = Client::new(
+        &server(&format!("http://127.0.0.1:{port}")),
+        creds("hmrt", "s3cr:et%"),
+        TIMEOUT,
+    )
+    .unwrap();
+    let info = c.status("web").await.unwrap();
+    assert_eq!((info.state, info.pid), (ProcessState::Running, Some(42)));
+
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let request = &requests[0];
+    assert!(request.starts_with("POST /RPC2 HTTP/1.1\r\n"), "{request}");
+    let h = headers(request);
+    let get = |name: &str| {
+        h.iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(get("host"), [format!("127.0.0.1:{port}").as_str()]);
+    assert_eq!(get("content-type"), ["text/xml"]);
+    // base64("hmrt:s3cr:et%")
+    assert_eq!(get("authorization"), ["Basic aG1ydDpzM2NyOmV0JQ=="]);
+    assert!(
+        get("user-agent")[0].starts_with("hmrt-supervisor/"),
+        "{h:?}"
+    );
+    // No decompression is offered, whatever compression features the build has.
+    assert!(get("accept-encoding").is_empty(), "{h:?}");
+    assert!(get("proxy-authorization").is_empty(), "{h:?}");
+    let body = request.split_once("\r\n\r\n").unwrap().1;
+    assert_eq!(get("content-length"), [body.len().to_string().as_str()]);
+    assert!(
+        body.contains("<methodName>supervisor.getProcessInfo</methodName>")
+            && body.contains("<string>web</string>"),
+        "{body}"
+    );
+
+    // Over the unix socket: Host is localhost, as supervisorctl sends it, and no auth header
+    // without credentials.
+    let unix_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorder = unix_seen.clone();
+    let (_dir, url) = fake_server(move |mut stream| {
+        let seen = recorder.clone();
+        async move {
+            let request = read_request(&mut stream).await;
+            seen.lock().unwrap().push(request);
+            let _ = stream.write_all(running_web_reply().as_bytes()).await;
+        }
+    })
+    .await;
+    let c = Client::new(&server(&url), None, TIMEOUT).unwrap();
+    assert_eq!(c.status("web").await.unwrap().pid, Some(42));
+    let request = unix_seen.lock().unwrap()[0].clone();
+    assert!(request.starts_with("POST /RPC2 HTTP/1.1\r\n"), "{request}");
+    let h = headers(&request);
+    assert!(h.contains(&("host".into(), "localhost".into())), "{h:?}");
+    assert!(!h.iter().any(|(n, _)| n == "authorization"), "{h:?}");
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    use tokio::io::AsyncWriteExt;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let target = recording_server(seen.clone()).await;
+    let redirector = fake_tcp_server(move |mut stream| async move {
+        read_request(&mut stream).await;
+        let reply = format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{target}/RPC2\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        let _ = stream.write_all(reply.as_bytes()).await;
+    })
+    .await;
+    let url = format!("http://127.0.0.1:{redirector}");
+    let c = Client::new(&server(&url), creds("hmrt", "pw"), TIMEOUT).unwrap();
+    let err = c.start("web").await.unwrap_err();
+    assert!(matches!(err, Error::Http { status: 307, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("supervisord at {url}: HTTP 307 Temporary Redirect")
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the redirect was followed: {:?}",
+        seen.lock().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn an_endless_answer_is_cut_off_while_it_is_read() {
+    use tokio::io::AsyncWriteExt;
+    // Chunked, never ending: buffering it all before checking the size would never finish
+    // (and end in the 20 s timeout instead).
+    let (_d1, endless) = fake_server(|mut stream| async move {
+        read_request(&mut stream).await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .await;
+        let chunk = format!("1000\r\n{}\r\n", "x".repeat(4096));
+        while stream.write_all(chunk.as_bytes()).await.is_ok() {}
+    })
+    .await;
+    let c = Client::new(&server(&endless), None, TIMEOUT)
+        .unwrap()
+        .with_max_response(64 * 1024);
+    let started = Instant::now();
+    let err = c.status("web").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Malformed { what, .. } if what == "response body larger than 65536 bytes"),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A declared Content-Length above the cap is refused before any of the body is read.
+    let (_d2, declared) = fake_server(|mut stream| async move {
+        read_request(&mut stream).await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n")
+            .await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    })
+    .await;
+    let c = Client::new(&server(&declared), None, TIMEOUT)
+        .unwrap()
+        .with_max_response(100);
+    let started = Instant::now();
+    let err = c.status("web").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Malformed { what, .. } if what.contains("larger than 100 bytes")),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Exactly at the cap is fine.
+    let exact = running_web_reply();
+    let body_len = exact.split_once("\r\n\r\n").unwrap().1.len();
+    let (_d3, at_cap) = fake_server(|mut stream| async move {
+        read_request(&mut stream).await;
+        let _ = stream.write_all(running_web_reply().as_bytes()).await;
+    })
+    .await;
+    let c = Client::new(&server(&at_cap), None, TIMEOUT).unwrap();
+    assert!(
+        c.clone()
+            .with_max_response(body_len)
+            .status("web")
+            .await
+            .is_ok()
+    );
+    assert!(
+        c.with_max_response(body_len - 1)
+            .status("web")
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn truncated_and_non_http_answers_are_errors_not_panics() {
+    use tokio::io::AsyncWriteExt;
+    let (_d1, truncated) = fake_server(|mut stream| async move {
+        read_request(&mut stream).await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+            .await;
+    })
+    .await;
+    let err = Client::new(&server(&truncated), None, TIMEOUT)
+        .unwrap()
+        .status("web")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("the connection closed before the answer was complete"),
+        "{err}"
+    );
+
+    let (_d2, ssh) = fake_server(|mut stream| async move {
+        read_request(&mut stream).await;
+        let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.2\r\n\r\n").await;
+    })
+    .await;
+    let err = Client::new(&server(&ssh), None, TIMEOUT)
+        .unwrap()
+        .status("web")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Malformed { what, .. } if what.starts_with("not an HTTP answer")),
+        "{err:?}"
+    );
+
+    let (_d3, body_not_utf8) = fake_server(|mut stream| async move {
+        read_request(&mut stream).await;
+        let _ = stream
+            .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n\xff\xfe")
+            .await;
+    })
+    .await;
+    let err = Client::new(&server(&body_not_utf8), None, TIMEOUT)
+        .unwrap()
+        .status("web")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Malformed { what, .. } if what.contains("not UTF-8")),
+        "{err:?}"
+    );
+}
+
+/// Set in the child process [`proxies_in_the_environment_are_not_used`] starts.
+const PROXY_CHILD: &str = "HMRT_SUPERVISOR_TEST_PROXY_CHILD";
+
+/// `HTTP_PROXY` and friends are for the outside world: a supervisord client that followed them
+/// would hand supervisord's credentials to the proxy. The environment is the process's, so the
+/// test runs itself again as a child with the proxy variables set (no `set_var` in a threaded
+/// test binary), pointing at a listener that must never see a connection.
+#[tokio::test]
+async fn proxies_in_the_environment_are_not_used() {
+    if std::env::var_os(PROXY_CHILD).is_some() {
+        // The child: a fake supervisord on TCP, reached directly, within a short timeout.
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let port = recording_server(seen.clone()).await;
+        let c = Client::new(
+            &server(&format!("http://127.0.0.1:{port}")),
+            creds("hmrt", "pw"),
+            Duration::from_secs(3),
+        )
+        .unwrap();
+        let info = c.status("web").await.unwrap();
+        assert_eq!(info.pid, Some(42));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        return;
+    }
+
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://127.0.0.1:{}", proxy.local_addr().unwrap().port());
+    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "proxies_in_the_environment_are_not_used",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(PROXY_CHILD, "1")
+        .env("HTTP_PROXY", &proxy_url)
+        .env("http_proxy", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .env("all_proxy", &proxy_url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .await
+        .unwrap();
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("1 passed"),
+        "the child ran no test:\n{report}"
+    );
+    assert!(
+        matches!(proxy.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the client connected to the proxy from the environment"
+    );
 }
 
 #[test]

@@ -223,7 +223,7 @@ pub async fn setup(config: &Config) -> anyhow::Result<(Arc<Sandbox>, Arc<Registr
             let auth = s.username.clone().zip(s.password.clone());
             Some(
                 hmrt_supervisor::Client::new(
-                    &s.serverurl.to_string(),
+                    &s.serverurl,
                     auth,
                     std::time::Duration::from_secs(30),
                 )
