@@ -115,3 +115,89 @@ async fn run_stops_on_sigterm_and_sigint_with_exit_zero() {
         assert!(status.success(), "{signal}: exit {status:?}");
     }
 }
+
+/// A tcp check given `host` where it takes `address`: `hmrt validate` refuses it at its line.
+const WRONG_KEY: &str = r#"
+[[task]]
+name = "db"
+check = "tcp"
+config = { host = "127.0.0.1:5432" }
+grants = { tcp = ["127.0.0.1:5432"] }
+"#;
+
+#[test]
+fn run_refuses_what_validate_refuses_with_the_same_messages() {
+    let ws = Workspace::new();
+    let path = ws.config(WRONG_KEY);
+    let file = path.to_str().expect("utf-8");
+    let (code, _, validate_err) = hmrt(&["validate", file]);
+    assert_eq!(code, 1, "{validate_err}");
+    let located: Vec<&str> = validate_err
+        .lines()
+        .filter(|l| l.starts_with(file))
+        .filter(|l| !l.ends_with("error(s)"))
+        .collect();
+    assert!(!located.is_empty(), "{validate_err}");
+    assert!(
+        located
+            .iter()
+            .any(|l| l.contains(":5:") && l.contains("host")),
+        "the wrong key at its line: {validate_err}"
+    );
+    // `run` exits at once (it would otherwise run until a signal) with the same messages.
+    let (code, _, run_err) = hmrt(&["run", file]);
+    assert_eq!(code, 2, "{run_err}");
+    for line in located {
+        assert!(
+            run_err.contains(line),
+            "{line:?} missing from run's output:\n{run_err}"
+        );
+    }
+    assert!(!run_err.contains("hmrt running"), "{run_err}");
+}
+
+#[test]
+fn check_exits_unknown_on_any_config_error() {
+    let ws = Workspace::new();
+    for (what, config) in [
+        ("a plugin config error", WRONG_KEY.to_string()),
+        ("a TOML error", "[[task]\n".to_string()),
+        (
+            "an unknown key",
+            command_task("ok", "true", &[]) + "intervall = \"5s\"\n",
+        ),
+        (
+            "an absurd duration",
+            command_task("ok", "true", &[]) + "timeout = \"400000000000y\"\n",
+        ),
+    ] {
+        let path = ws.config(&config);
+        let (code, stdout, stderr) = hmrt(&["check", path.to_str().expect("utf-8")]);
+        assert_eq!(
+            code, 3,
+            "{what}: UNKNOWN, not a verdict about the service\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn an_absurd_duration_is_a_located_error_not_a_panic() {
+    let ws = Workspace::new();
+    for key in ["timeout", "interval"] {
+        let path =
+            ws.config(&(command_task("ok", "true", &[]) + &format!("{key} = \"400000000000y\"\n")));
+        let file = path.to_str().expect("utf-8");
+        for command in ["validate", "run"] {
+            let (code, _, stderr) = hmrt(&[command, file]);
+            assert!(
+                code == 1 || code == 2,
+                "{command} {key}: exit {code}\n{stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            assert!(
+                stderr.contains(&format!("{file}:6:")) && stderr.contains(key),
+                "{command}: the error names file, line and key:\n{stderr}"
+            );
+        }
+    }
+}

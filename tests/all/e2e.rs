@@ -179,9 +179,11 @@ restart = {{ backoff = "1s", factor = 2.0, jitter = 0.0, max_backoff = "10s", ma
 "#,
         serverurl = supervisord.serverurl(),
     ));
-    let daemon = RunningDaemon::start(config).await;
+    // On the manual clock: the backoff gaps and the quiet window are exact and take no real
+    // time; the checks and restarts are real.
+    let daemon = RunningDaemon::start_manual(config).await;
     let failed_at = daemon
-        .wait_for(Duration::from_secs(30), "broken failed", |e| {
+        .advance_until(Duration::from_secs(60), "broken failed", |e| {
             transition(e, "broken", "failed", daemon.started)
         })
         .await
@@ -198,23 +200,20 @@ restart = {{ backoff = "1s", factor = 2.0, jitter = 0.0, max_backoff = "10s", ma
         ends.iter().all(|(_, ok, _)| *ok),
         "each restart itself worked: {ends:?}"
     );
-    // The delay before restart k+1, from the end of restart k, is backoff × 2^(k-1), plus at
-    // most the time to see failure_threshold fresh failures (2 × 250 ms) and some slack.
+    // The delay before restart k+1, from the end of restart k, is backoff × 2^(k-1) exactly:
+    // the failure threshold (2 × 250 ms) is met before the backoff runs out, and the restart
+    // comes when it does.
     for (k, expected) in [(0, Duration::from_secs(1)), (1, Duration::from_secs(2))] {
         let gap = since(starts[k + 1], ends[k].0);
         eprintln!(
             "measured: gap before restart {} was {gap:?} (backoff {expected:?})",
             k + 2
         );
-        assert!(
-            gap >= expected && gap <= expected + Duration::from_millis(1200),
-            "gap {} was {gap:?}, expected {expected:?} (+ up to 1.2 s)",
-            k + 1
-        );
+        assert_eq!(gap, expected, "gap {}", k + 1);
     }
-    // Failed means no more actions. This wait is an observation window (several backoffs
-    // long) in which a restart must NOT happen, not a guess at when something is done.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Failed means no more actions: a window of 30 s on the clock (many backoffs long) in
+    // which a restart must NOT happen.
+    daemon.advance(Duration::from_secs(30)).await;
     let later = daemon.events();
     assert_eq!(
         action_starts(&later, "broken").len(),

@@ -10,4 +10,5 @@ mod plugins;
 mod recovery;
 mod sandbox;
 mod simulate;
+mod timers;
 mod validate;

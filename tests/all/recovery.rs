@@ -50,7 +50,7 @@ fn ends(events: &[(SystemTime, Event)], task: &str) -> Vec<(SystemTime, bool)> {
 fn policy(events: &[(SystemTime, Event)], task: &str) -> Vec<(SystemTime, String)> {
     of_task(events, task)
         .filter_map(|(at, e)| match e {
-            Event::Policy { what, .. } => Some((*at, what.clone())),
+            Event::Policy { decision, .. } => Some((*at, decision.to_string())),
             _ => None,
         })
         .collect()
@@ -279,9 +279,10 @@ async fn a_restart_whose_start_period_ends_without_a_pass_is_a_failed_attempt() 
     let state_dir = config.runtime.state_dir.clone();
     let file = ws.path().join("tasks.toml");
     let file = file.to_str().expect("utf-8").to_string();
-    let daemon = RunningDaemon::start(config).await;
+    // On the manual clock: each start period runs out at its exact instant, in no real time.
+    let daemon = RunningDaemon::start_manual(config).await;
     daemon
-        .wait_for(Duration::from_secs(30), "slow failed", |e| {
+        .advance_until(Duration::from_secs(60), "slow failed", |e| {
             transition(e, "slow", "failed", daemon.started)
         })
         .await;
@@ -309,12 +310,12 @@ async fn a_restart_whose_start_period_ends_without_a_pass_is_a_failed_attempt() 
             why.contains("start period of 1s ended"),
             "failed because the start period ran out: {why}"
         );
-        // The failures inside the start period did not count: the attempt is decided only
-        // when the period is over.
+        // The failures inside the start period did not count: the attempt is decided when
+        // the period is over, at that instant (not at the next check after it).
         let after = since(*failed, *ended);
-        assert!(
-            after >= start_period - Duration::from_millis(50),
-            "attempt {attempt} was judged {after:?} after it ended, inside the start period"
+        assert_eq!(
+            after, start_period,
+            "attempt {attempt} was judged {after:?} after it ended"
         );
     }
 
@@ -431,7 +432,7 @@ async fn a_dependent_is_held_while_its_dependency_is_down_and_only_the_dependenc
         .wait_for(Duration::from_secs(10), "api held by db", |e| {
             of_task(e, "api").find_map(|(at, e)| match e {
                 Event::ActionHeld { reason, .. } if *at >= killed => {
-                    assert!(reason.contains("db"), "{reason}");
+                    assert!(reason.to_string().contains("db"), "{reason}");
                     Some(())
                 }
                 _ => None,
@@ -473,7 +474,7 @@ async fn a_dependent_is_held_while_its_dependency_is_down_and_only_the_dependenc
     assert!(
         of_task(&events, "api").any(|(at, e)| *at >= killed
             && matches!(e, Event::CheckFinished { status, message, .. }
-                if status == "unhealthy" && message.contains("500"))),
+                if status.as_str() == "unhealthy" && message.contains("500"))),
         "api's own check really failed while db was down"
     );
     assert_eq!(
@@ -596,7 +597,7 @@ fn wait_state(
 }
 
 fn wall_now() -> Timestamp {
-    hmrt::daemon::now()
+    hmrt::clock::Clock::now(&hmrt::clock::SystemClock)
 }
 
 #[test]
@@ -834,17 +835,29 @@ fn dozens_of_kill_9_never_leave_a_state_file_that_does_not_load() {
     }
     eprintln!("{kills} kills; {interrupted_seen} cut a restart short");
 
-    // A last start loads everything as it is, and a clean stop leaves no temp file behind.
+    // A last start loads everything as it is, and a clean stop writes every result it kept in
+    // memory (results that decided nothing are written lazily: a kill -9 may lose those, never
+    // a decision) and leaves no temp file behind.
     let mut last = HmrtProcess::start(&file);
     last.wait_log("hmrt running", Duration::from_secs(30));
-    std::thread::sleep(Duration::from_millis(300));
+    let running_since = wall_now();
+    std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(last.terminate().code(), Some(0));
     let log = last.drain();
     assert!(!log.contains("moved it aside"), "{log}");
     let (_, fast) = check_dir("after a clean stop");
+    let kept_from_the_last_run = fast
+        .state
+        .results()
+        .filter(|r| r.at >= running_since)
+        .count();
     assert!(
-        fast.state.results().count() > 20,
-        "results kept across the kills"
+        kept_from_the_last_run > 20,
+        "a clean stop writes the results it kept: {kept_from_the_last_run} of ~30"
+    );
+    assert!(
+        fast.state.results().last().map(|r| r.at) >= Some(newest_result),
+        "the state never goes back in time"
     );
     let leftovers: Vec<String> = std::fs::read_dir(&dir)
         .expect("state dir")

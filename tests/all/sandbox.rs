@@ -103,7 +103,7 @@ grants = {{ supervisor = ["web"] }}
     let steady: Vec<SystemTime> = of_task(&events, "steady")
         .filter_map(|(at, e)| match e {
             Event::CheckFinished { status, .. } => {
-                assert_eq!(status, "healthy", "the steady task stays healthy");
+                assert_eq!(status.as_str(), "healthy", "the steady task stays healthy");
                 Some(*at)
             }
             _ => None,
@@ -153,7 +153,7 @@ grants = {{ http = ["{origin}"] }}
         url = server.url(&format!("/redirect-out/{}", elsewhere.port)),
         origin = server.origin(),
     ));
-    let (outcome, sandbox) = check_once(&config).await;
+    let (outcome, counters) = check_once(&config).await;
     let message = outcome.message();
     assert_eq!(
         outcome.status(),
@@ -167,10 +167,7 @@ grants = {{ http = ["{origin}"] }}
     );
     assert_eq!(outcome.report.denials.len(), 1);
     assert_eq!(
-        sandbox
-            .backends()
-            .denials
-            .get(hmrt::capabilities::Capability::Http),
+        counters.denials(hmrt::capabilities::Capability::Http),
         1,
         "denials are counted"
     );

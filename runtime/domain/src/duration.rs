@@ -42,8 +42,7 @@ impl fmt::Display for DurationError {
             ),
             DurationError::TooLong { text } => write!(
                 f,
-                "duration {text:?} is longer than the largest accepted, {}",
-                format(MAX)
+                "duration {text:?} is longer than one year, the longest accepted"
             ),
         }
     }

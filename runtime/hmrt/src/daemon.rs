@@ -1,21 +1,32 @@
-//! `hmrt run`: every task on its own schedule, never two runs of one task at once. Each
-//! result goes to the policy engine; what it decides is carried out (actions run in the
-//! sandbox) and published as events.
+//! `hmrt run`: every task on its own schedule, never two runs of one task at once. The daemon
+//! schedules, calls the sandbox and the policy, and publishes what happened as events; it calls
+//! no output. Every output (log, state journal, counters, ...) is a subscriber.
+//!
+//! A task loop wakes at the earlier of its next check and the instant the policy asked to be
+//! woken at ([`Engine::next_wake`]): a backoff, a start period or `rearm_after` running out
+//! between two checks takes effect at that instant, not at the next check.
+//!
+//! Each engine call is published in one fixed order: the new states of the tasks it touched
+//! ([`Event::TaskState`]); then, if it decided anything, the daemon waits for
+//! [`Events::durable`] (the state journal has it on disk); then the decisions as events; only
+//! then does an action it asked for start. So a decision is durable before its action starts,
+//! and before anyone hears of it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hmrt_config::Config;
-use hmrt_policy::{Decision, DecisionKind, Engine, Timestamp};
+use hmrt_policy::{Decision, DecisionKind, Engine, Status, Timestamp};
 use rand::Rng;
 use tokio::sync::watch;
-use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::events::{Event, Events};
-use crate::sandbox::{ActionTrigger, Sandbox, Status};
+use crate::clock::Clock;
+use crate::events::{Event, Events, Subscriber};
+use crate::journal::Journal;
+use crate::sandbox::{ActionTrigger, Sandbox};
 use crate::state::{StateError, StateStore};
 use crate::tasks::{Bound, BoundTask};
 
@@ -28,6 +39,9 @@ pub enum DaemonError {
     /// The state directory cannot be used (not writable, or held by another daemon).
     #[error("state: {0}")]
     State(#[from] StateError),
+    /// The state journal's writer thread could not start.
+    #[error("state journal: {0}")]
+    Journal(std::io::Error),
 }
 
 /// The running daemon's shared parts.
@@ -35,8 +49,9 @@ struct Shared {
     sandbox: Arc<Sandbox>,
     engine: Mutex<Engine>,
     events: Events,
-    /// Every task's policy state, written after each change and read back at start.
-    store: StateStore,
+    /// Read for re-arm requests (`hmrt rearm`); written only by the journal.
+    store: Arc<StateStore>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Shared {
@@ -48,6 +63,10 @@ impl Shared {
             Err(poisoned) => poisoned.into_inner(),
         }
     }
+
+    fn emit(&self, event: Event) {
+        self.events.emit(self.clock.now(), event);
+    }
 }
 
 /// The scheduler.
@@ -56,67 +75,53 @@ pub struct Daemon {
     tasks: Vec<BoundTask>,
 }
 
-/// Now, as the policy counts time.
-pub fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Timestamp(u64::try_from(millis).unwrap_or(u64::MAX))
-}
-
 impl Daemon {
-    /// A daemon for `tasks` (bound from `config`), publishing to `events`. Takes the state
-    /// directory (`config.runtime.state_dir`, created if missing) and resumes every task from its
-    /// state file; see [`crate::state`].
+    /// A daemon for `tasks` (bound from `config`), publishing to `subscribers` and to the state
+    /// journal it adds, reading time from `clock`. Takes the state directory
+    /// (`config.runtime.state_dir`, created if missing) and resumes every task from its state
+    /// file; see [`crate::state`].
     pub fn new(
-        config: Config,
+        config: &Config,
         sandbox: Arc<Sandbox>,
         tasks: Vec<BoundTask>,
-        events: Events,
+        mut subscribers: Vec<Arc<dyn Subscriber>>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Daemon, DaemonError> {
-        let policies: BTreeMap<String, hmrt_policy::PolicyConfig> = config
-            .tasks
-            .iter()
-            .map(|t| (t.name.clone(), t.policy.clone()))
-            .collect();
+        let policies = crate::simulate::policies(config);
         let mut engine = Engine::new(policies, rand::rng().random())
             .map_err(|e| DaemonError::Policy(e.to_string()))?;
         // Before any task loop starts: the first check already sees the restored state.
-        let store = StateStore::open(&config.runtime.state_dir)?;
-        let restored = store.restore(&mut engine, now())?;
-        let resumed: Vec<String> = restored
-            .report
-            .restored
-            .iter()
-            .filter_map(|name| engine.state(name).map(|s| format!("{name} {}", s.state())))
-            .collect();
-        let mut summary = format!("state: resumed {} task(s)", resumed.len());
-        if !resumed.is_empty() {
-            summary.push_str(&format!(" ({})", resumed.join(", ")));
-        }
-        if !restored.report.fresh.is_empty() {
-            summary.push_str(&format!(
-                "; starting fresh: {}",
-                restored.report.fresh.join(", ")
-            ));
-        }
-        tracing::info!(dir = %store.dir().display(), "{summary}");
+        let store = Arc::new(StateStore::open(&config.runtime.state_dir)?);
+        let restored = store.restore(&mut engine, clock.now())?;
+        log_resumed(&store, &engine, &restored.report);
+        subscribers.push(Arc::new(
+            Journal::start(store.clone()).map_err(DaemonError::Journal)?,
+        ));
         let shared = Arc::new(Shared {
             sandbox,
             engine: Mutex::new(engine),
-            events,
+            events: Events::new(subscribers),
             store,
+            clock,
         });
         // Actions cut short by the last stop: already saved as failed attempts by `restore`.
         for decision in &restored.decisions {
-            publish(&shared, decision);
+            if let Some(event) = Event::of_decision(&decision.task, &decision.kind) {
+                shared.events.emit(decision.at, event);
+            }
         }
         Ok(Daemon { shared, tasks })
     }
 
+    /// The stream the daemon publishes to, for what the caller knows before the tasks start
+    /// (plugins that did not load).
+    pub fn events(&self) -> &Events {
+        &self.shared.events
+    }
+
     /// Runs until `shutdown` resolves, then lets every task finish the call it is in (each is
-    /// bounded by its timeout) and returns.
+    /// bounded by its timeout), closes the event stream (the journal writes everything it
+    /// keeps) and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut running = tokio::task::JoinSet::new();
@@ -135,17 +140,26 @@ impl Daemon {
                 tracing::error!("a task loop ended abnormally: {e}");
             }
         }
-        // Every change was saved as it happened; this also covers a write that failed then.
-        let all: BTreeSet<String> = self
-            .shared
-            .engine()
-            .task_names()
-            .map(str::to_string)
-            .collect();
-        persist(&self.shared, all).await;
+        self.shared.events.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+fn log_resumed(store: &StateStore, engine: &Engine, report: &hmrt_policy::RestoreReport) {
+    let resumed: Vec<String> = report
+        .restored
+        .iter()
+        .filter_map(|name| engine.state(name).map(|s| format!("{name} {}", s.state())))
+        .collect();
+    let mut summary = format!("state: resumed {} task(s)", resumed.len());
+    if !resumed.is_empty() {
+        summary.push_str(&format!(" ({})", resumed.join(", ")));
+    }
+    if !report.fresh.is_empty() {
+        summary.push_str(&format!("; starting fresh: {}", report.fresh.join(", ")));
+    }
+    tracing::info!(dir = %store.dir().display(), "{summary}");
 }
 
 /// A random delay in `[0, max)`.
@@ -156,93 +170,187 @@ fn jitter(max: Duration) -> Duration {
     max.mul_f64(rand::rng().random::<f64>())
 }
 
+/// The next check after one due at `due` that ended at `now`: one interval later, skipping the
+/// slots a slow run missed rather than firing a burst of back-to-back runs.
+fn next_check(due: Timestamp, interval: Duration, now: Timestamp) -> Timestamp {
+    let mut next = due.plus(interval);
+    if next < now {
+        let interval_ms = u64::try_from(interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let missed = (now.0 - next.0) / interval_ms + 1;
+        next = Timestamp(next.0.saturating_add(missed.saturating_mul(interval_ms)));
+    }
+    next
+}
+
 async fn task_loop(shared: Arc<Shared>, task: BoundTask, mut stop: watch::Receiver<bool>) {
     let interval = task.config.interval;
+    let name = task.name().to_string();
     // Spread the first runs so tasks with one interval do not all start at once; then keep a
     // fixed rhythm with a little jitter on each run.
-    let mut next = Instant::now() + jitter(interval.min(Duration::from_secs(1)));
+    let mut due = shared
+        .clock
+        .now()
+        .plus(jitter(interval.min(Duration::from_secs(1))));
     let per_run_jitter = (interval / 20).min(Duration::from_millis(250));
+    let started = shared.clock.now();
+    // A wake that decided nothing is not asked for again until the next check: the policy's
+    // timers and this loop must never spin on an instant that is already past.
+    let mut idle_wake: Option<Timestamp> = None;
     loop {
+        let wake = shared
+            .engine()
+            .next_wake(&name)
+            .filter(|w| Some(*w) != idle_wake);
+        let until = wake.map_or(due, |w| w.min(due));
         tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
+            _ = shared.clock.sleep_until(until) => {}
             _ = stop.changed() => return,
         }
         if *stop.borrow() {
             return;
         }
-        run_once(&shared, &task).await;
-        next += interval;
-        let now = Instant::now();
-        if next < now {
-            // A run took longer than the interval: skip the missed slots rather than firing a
-            // burst of back-to-back runs.
-            let behind = now - next;
-            let missed = behind.as_nanos() / interval.as_nanos().max(1) + 1;
-            next += interval * u32::try_from(missed).unwrap_or(u32::MAX);
+        if shared.store.rearm_requested(&name) {
+            rearm_on_request(&shared, &name).await;
         }
-        next += jitter(per_run_jitter);
+        let now = shared.clock.now();
+        if now >= due {
+            run_check(&shared, &task).await;
+            idle_wake = None;
+            due = next_check(due, interval, shared.clock.now()).plus(jitter(per_run_jitter));
+        } else if let Some(wake) = wake
+            && now >= wake
+        {
+            // Stamped at the timer's own instant, as `hmrt simulate` replays it (but never
+            // before this daemon started: a timer that ran out while hmrt was down counts now).
+            let at = if wake < started { now } else { wake };
+            let decisions = checked(&name, shared.engine().wake(&name, at));
+            if decisions.is_empty() {
+                idle_wake = Some(wake);
+            }
+            let (status, message) = last_result(&shared, &name);
+            carry_out(&shared, &task, decisions, status, &message).await;
+        }
+    }
+}
+
+/// The status and message of the task's last check result, for an action started by a timer.
+fn last_result(shared: &Shared, task: &str) -> (Status, String) {
+    let engine = shared.engine();
+    let last = engine.state(task).and_then(|s| s.results().last());
+    match last {
+        Some(r) => (r.status, r.message.clone()),
+        None => (Status::Unknown, String::new()),
     }
 }
 
 /// One check, then whatever the policy decides.
-async fn run_once(shared: &Arc<Shared>, task: &BoundTask) {
+async fn run_check(shared: &Arc<Shared>, task: &BoundTask) {
     let name = task.name();
-    if shared.store.rearm_requested(name) {
-        rearm_on_request(shared, name).await;
-    }
     let (status, message) = match &task.check {
-        Bound::Broken(reason) => (Status::Unknown, reason.clone()),
+        Bound::Broken(reason) => {
+            shared.emit(Event::CheckFinished {
+                task: name.to_string(),
+                status: Status::Unknown,
+                message: reason.clone(),
+                metrics: Vec::new(),
+                elapsed: Duration::ZERO,
+            });
+            (Status::Unknown, reason.clone())
+        }
         Bound::Ready(entry) => {
             let outcome = shared.sandbox.check(&entry.plugin, &task.check_call).await;
-            for denial in &outcome.report.denials {
-                shared.events.emit(Event::CallDenied {
-                    task: name.to_string(),
-                    denial: denial.clone(),
-                });
-            }
-            let message = outcome.message();
-            shared.events.emit(Event::CheckFinished {
-                task: name.to_string(),
-                status: hmrt_policy::Status::from(outcome.status()).to_string(),
-                message: message.clone(),
-                elapsed: outcome.report.elapsed,
-            });
-            (outcome.status(), message)
+            shared
+                .events
+                .check_finished(shared.clock.now(), name, &outcome);
+            (outcome.status(), outcome.message())
         }
     };
     let decisions = shared
         .engine()
-        .observe(name, now(), status.into(), &message);
-    let mut pending = checked(name, decisions);
-    // Durable before anything it decided happens: a kill -9 during the action or the backoff
-    // that follows must not give the budget back.
-    persist(shared, involved(name, &pending)).await;
-    while !pending.is_empty() {
-        let mut next = Vec::new();
-        for decision in pending {
-            if let Some(attempt) = publish(shared, &decision)
-                && decision.task == name
-            {
-                let decided = run_action(shared, task, attempt, status, &message).await;
-                persist(shared, involved(name, &decided)).await;
-                next.extend(decided);
-            }
+        .observe(name, shared.clock.now(), status, &message);
+    carry_out(shared, task, checked(name, decisions), status, &message).await;
+}
+
+/// Publishes a call's decisions and carries out the actions they ask for; then the same for
+/// what each action's outcome decides.
+async fn carry_out(
+    shared: &Arc<Shared>,
+    task: &BoundTask,
+    decisions: Vec<Decision>,
+    status: Status,
+    message: &str,
+) {
+    let name = task.name();
+    let mut pending = decisions;
+    loop {
+        let attempts = publish(shared, name, &pending).await;
+        if attempts.is_empty() {
+            return;
         }
-        pending = next;
+        pending = Vec::new();
+        for attempt in attempts {
+            pending.extend(run_action(shared, task, attempt, status, message).await);
+        }
     }
 }
 
-/// A person asked (`hmrt rearm`) to re-arm the task: re-arm it if it is still failed, save that,
-/// and only then delete the request, so a stop in between leaves the request to be taken again.
+/// Publishes what a call about `task` did, in the order the module's docs give: the new state of
+/// every task it touched; then, if it decided anything, the explicit durability step (the state
+/// journal has it on disk, so a kill -9 during the action or the backoff after it never gives the
+/// budget back, and whoever sees a decision's event finds it in the state file); then the
+/// decisions as events. Returns the attempts of the actions `task` must now run.
+async fn publish(shared: &Shared, task: &str, decisions: &[Decision]) -> Vec<u32> {
+    let mut touched: BTreeMap<&str, bool> = BTreeMap::new();
+    touched.insert(task, false);
+    for decision in decisions {
+        touched.insert(decision.task.as_str(), true);
+    }
+    let states: Vec<(String, Arc<hmrt_policy::TaskState>, bool)> = {
+        let engine = shared.engine();
+        touched
+            .into_iter()
+            .filter_map(|(t, decided)| {
+                let state = engine.state(t)?.clone();
+                Some((t.to_string(), Arc::new(state), decided))
+            })
+            .collect()
+    };
+    for (task, state, decided) in states {
+        shared.emit(Event::TaskState {
+            task,
+            state,
+            decided,
+        });
+    }
+    if decisions.is_empty() {
+        return Vec::new();
+    }
+    shared.events.durable().await;
+    let mut attempts = Vec::new();
+    for decision in decisions {
+        match &decision.kind {
+            DecisionKind::Act { attempt } if decision.task == task => attempts.push(*attempt),
+            kind => {
+                if let Some(event) = Event::of_decision(&decision.task, kind) {
+                    shared.events.emit(decision.at, event);
+                }
+            }
+        }
+    }
+    attempts
+}
+
+/// A person asked (`hmrt rearm`) to re-arm the task: re-arm it if it is still failed, make that
+/// durable, and only then delete the request, so a stop in between leaves the request to be
+/// taken again.
 async fn rearm_on_request(shared: &Arc<Shared>, name: &str) {
-    let rearmed = shared.engine().rearm(name, now());
+    let rearmed = shared.engine().rearm(name, shared.clock.now());
     match rearmed {
         Ok(decisions) => {
             tracing::info!(task = %name, "re-armed at a person's request");
-            persist(shared, involved(name, &decisions)).await;
-            for decision in &decisions {
-                publish(shared, decision);
-            }
+            publish(shared, name, &decisions).await;
         }
         Err(e) => tracing::info!(task = %name, "re-arm request ignored: {e}"),
     }
@@ -253,40 +361,6 @@ async fn rearm_on_request(shared: &Arc<Shared>, name: &str) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(task = %name, "cannot remove the re-arm request: {e}"),
         Err(e) => tracing::error!(task = %name, "removing the re-arm request failed: {e}"),
-    }
-}
-
-/// The task a call was about and every task its decisions name (a dependency hold).
-fn involved(task: &str, decisions: &[Decision]) -> BTreeSet<String> {
-    std::iter::once(task.to_string())
-        .chain(decisions.iter().map(|d| d.task.clone()))
-        .collect()
-}
-
-/// Writes the current states of `tasks` to the state directory and returns once they are
-/// durable. The write (with its fsyncs) runs on the blocking pool, not on the executor. A write
-/// that fails is logged and the daemon goes on: repairing services matters more than remembering
-/// that it did.
-async fn persist(shared: &Arc<Shared>, tasks: BTreeSet<String>) {
-    let owned = shared.clone();
-    let written = tokio::task::spawn_blocking(move || {
-        // The states are taken under the store's write lock, so writes land in order.
-        owned.store.save_with(now(), || {
-            let engine = owned.engine();
-            tasks
-                .into_iter()
-                .filter_map(|t| {
-                    let state = engine.state(&t)?.clone();
-                    Some((t, state))
-                })
-                .collect()
-        })
-    })
-    .await;
-    match written {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("cannot save the state: {e}"),
-        Err(e) => tracing::error!("saving the state failed: {e}"),
     }
 }
 
@@ -303,7 +377,7 @@ async fn run_action(
         None => Err("the task has no on_failure action".to_string()),
         Some((Bound::Broken(reason), _)) => Err(reason.clone()),
         Some((Bound::Ready(entry), call)) => {
-            shared.events.emit(Event::ActionStarted {
+            shared.emit(Event::ActionStarted {
                 task: name.to_string(),
                 action: entry.name.clone(),
                 attempt,
@@ -315,7 +389,7 @@ async fn run_action(
             };
             let (result, report) = shared.sandbox.action(&entry.plugin, call, trigger).await;
             for denial in &report.denials {
-                shared.events.emit(Event::CallDenied {
+                shared.emit(Event::CallDenied {
                     task: name.to_string(),
                     denial: denial.clone(),
                 });
@@ -324,7 +398,7 @@ async fn run_action(
                 Ok(inner) => inner,
                 Err(call_error) => Err(format!("action {call_error}")),
             };
-            shared.events.emit(Event::ActionFinished {
+            shared.emit(Event::ActionFinished {
                 task: name.to_string(),
                 action: entry.name.clone(),
                 attempt,
@@ -337,7 +411,9 @@ async fn run_action(
             result
         }
     };
-    let decisions = shared.engine().action_finished(name, now(), result);
+    let decisions = shared
+        .engine()
+        .action_finished(name, shared.clock.now(), result);
     checked(name, decisions)
 }
 
@@ -348,33 +424,9 @@ fn checked(
     decisions: Result<Vec<Decision>, hmrt_policy::PolicyError>,
 ) -> Vec<Decision> {
     decisions.unwrap_or_else(|e| {
-        tracing::error!(task = %task, "policy refused a result: {e}");
+        tracing::error!(task = %task, "policy refused a call: {e}");
         Vec::new()
     })
-}
-
-/// Publishes a decision as an event; returns the attempt number when it asks for an action.
-fn publish(shared: &Shared, decision: &Decision) -> Option<u32> {
-    let task = decision.task.clone();
-    let event = match &decision.kind {
-        DecisionKind::StateChanged { from, to, reason } => Event::StateChanged {
-            task,
-            from: from.to_string(),
-            to: to.to_string(),
-            reason: reason.clone(),
-        },
-        DecisionKind::Act { attempt } => return Some(*attempt),
-        DecisionKind::Held { reason } => Event::ActionHeld {
-            task,
-            reason: reason.to_string(),
-        },
-        other => Event::Policy {
-            task,
-            what: other.to_string(),
-        },
-    };
-    shared.events.emit(event);
-    None
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -393,5 +445,30 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = terminate => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_run_skips_the_slots_it_missed() {
+        let s = Duration::from_secs(1);
+        assert_eq!(
+            next_check(Timestamp(0), s, Timestamp(500)),
+            Timestamp(1_000)
+        );
+        assert_eq!(
+            next_check(Timestamp(0), s, Timestamp(1_000)),
+            Timestamp(1_000)
+        );
+        assert_eq!(
+            next_check(Timestamp(0), s, Timestamp(3_500)),
+            Timestamp(4_000)
+        );
+        // An interval at the config's upper bound never overflows.
+        let year = hmrt_domain::duration::MAX;
+        assert!(next_check(Timestamp(u64::MAX - 5), year, Timestamp(0)) >= Timestamp(u64::MAX - 5));
     }
 }

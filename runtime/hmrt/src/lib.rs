@@ -8,8 +8,10 @@
 
 pub mod capabilities;
 pub mod cli;
+pub mod clock;
 pub mod daemon;
 pub mod events;
+pub mod journal;
 pub mod registry;
 pub mod sandbox;
 pub mod simulate;

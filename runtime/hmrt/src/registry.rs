@@ -110,11 +110,10 @@ pub struct Registry {
     problems: Vec<Problem>,
 }
 
+/// A plugin is named by its file stem in the config, logs and state, as a task is: the same
+/// rule ([`hmrt_domain::TaskName`]).
 fn usable_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    hmrt_domain::TaskName::is_valid(name)
 }
 
 impl Registry {

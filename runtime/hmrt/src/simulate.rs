@@ -274,7 +274,7 @@ pub fn parse_results(text: &str, file: &Path) -> Result<Results, ResultsError> {
 /// A time as the file writes it, for error messages.
 fn show_time(clock: Clock, at: Timestamp) -> String {
     match clock {
-        Clock::Offsets => humantime::format_duration(Duration::from_millis(at.0)).to_string(),
+        Clock::Offsets => hmrt_domain::duration::format(Duration::from_millis(at.0)),
         Clock::Absolute => rfc3339(at),
     }
 }
@@ -341,9 +341,9 @@ fn parse_time(text: &str) -> Result<(Clock, Timestamp), String> {
         })?;
         Ok((Clock::Absolute, at))
     } else {
-        let d = humantime::parse_duration(text).map_err(|e| {
+        let d = hmrt_domain::duration::parse(text).map_err(|e| {
             format!(
-                "bad time {text:?}: {e} (expected an offset such as 0s, 1500ms, 1m30s, or an RFC 3339 time)"
+                "bad time {text:?}: {e}; expected an offset such as 0s, 1500ms, 1m30s, or an RFC 3339 time"
             )
         })?;
         Ok((Clock::Offsets, Timestamp(millis(d))))
@@ -468,37 +468,69 @@ pub fn replay(
             known: config.tasks.iter().map(|t| t.name.clone()).collect(),
         });
     }
-    let mut engine =
-        Engine::new(policies(config), seed).map_err(|problem| SimulateError::Policy {
-            config: config.file.clone(),
+    let engine = Engine::new(policies(config), seed).map_err(|problem| SimulateError::Policy {
+        config: config.file.clone(),
+        problem,
+    })?;
+    let mut replay = Replay {
+        engine,
+        config,
+        results,
+        task,
+        steps: Vec::new(),
+    };
+    for index in 0..results.entries.len() {
+        replay.entry(index)?;
+    }
+    Ok(replay.steps)
+}
+
+/// A replay in progress.
+struct Replay<'a> {
+    engine: Engine,
+    config: &'a Config,
+    results: &'a Results,
+    /// The task entries without `task=` are for.
+    task: &'a str,
+    steps: Vec<Step>,
+}
+
+impl Replay<'_> {
+    fn task_of(&self, entry: &Entry) -> String {
+        entry.task.clone().unwrap_or_else(|| self.task.to_string())
+    }
+
+    fn refused(&self, index: usize) -> impl Fn(hmrt_policy::PolicyError) -> SimulateError + '_ {
+        move |problem| SimulateError::Refused {
+            file: self.results.file.clone(),
+            line: self.results.entries[index].line,
             problem,
-        })?;
-    let entries = &results.entries;
-    let task_of = |entry: &Entry| entry.task.clone().unwrap_or_else(|| task.to_string());
-    let mut steps = Vec::new();
-    for (index, entry) in entries.iter().enumerate() {
-        let name = task_of(entry);
-        let refused = |problem| SimulateError::Refused {
-            file: results.file.clone(),
-            line: entry.line,
-            problem,
-        };
-        let Some(state) = engine.state(&name).map(|s| s.state()) else {
+        }
+    }
+
+    /// Entry `index`: first every policy timer that runs out before it (as the daemon wakes a
+    /// task at that instant), then the entry itself.
+    fn entry(&mut self, index: usize) -> Result<(), SimulateError> {
+        let entry = &self.results.entries[index];
+        self.timers_before(index, entry.at)?;
+        let name = self.task_of(entry);
+        let Some(state) = self.engine.state(&name).map(|s| s.state()) else {
             return Err(SimulateError::UnknownEntryTask {
-                file: results.file.clone(),
+                file: self.results.file.clone(),
                 line: entry.line,
                 task: name,
-                config: config.file.clone(),
+                config: self.config.file.clone(),
             });
         };
         let decisions = match entry.what {
-            What::Check(status) => engine
+            What::Check(status) => self
+                .engine
                 .observe(&name, entry.at, status, &entry.message)
-                .map_err(refused)?,
+                .map_err(self.refused(index))?,
             What::Action { ok } => {
                 if state != State::Restarting {
                     return Err(SimulateError::NoActionAsked {
-                        file: results.file.clone(),
+                        file: self.results.file.clone(),
                         line: entry.line,
                         task: name,
                         state,
@@ -509,15 +541,41 @@ pub fn replay(
                 } else {
                     Err(entry.message.clone())
                 };
-                engine
+                self.engine
                     .action_finished(&name, entry.at, result)
-                    .map_err(refused)?
+                    .map_err(self.refused(index))?
             }
         };
         let mut queue: VecDeque<Step> = decisions.into_iter().map(Step::Decision).collect();
         if matches!(entry.what, What::Action { .. }) {
-            queue.extend(backoff_note(&engine, &name, entry.at));
+            queue.extend(backoff_note(&self.engine, &name, entry.at));
         }
+        self.settle(queue, index + 1)
+    }
+
+    /// Fires, in time order, every timer of every task that runs out before `before`.
+    fn timers_before(&mut self, index: usize, before: Timestamp) -> Result<(), SimulateError> {
+        loop {
+            let due = self
+                .engine
+                .task_names()
+                .filter_map(|t| Some((self.engine.next_wake(t)?, t.to_string())))
+                .min();
+            let Some((at, name)) = due.filter(|(at, _)| *at < before) else {
+                return Ok(());
+            };
+            let decisions = self.engine.wake(&name, at).map_err(self.refused(index))?;
+            if decisions.is_empty() {
+                // A wake that decides nothing would be asked for again: stop rather than spin.
+                return Ok(());
+            }
+            self.settle(decisions.into_iter().map(Step::Decision).collect(), index)?;
+        }
+    }
+
+    /// Records `queue`'s steps; an action asked for whose outcome is not the next entry for its
+    /// task (from `next` on) is assumed to have worked at once.
+    fn settle(&mut self, mut queue: VecDeque<Step>, next: usize) -> Result<(), SimulateError> {
         while let Some(step) = queue.pop_front() {
             let asked = match &step {
                 Step::Decision(Decision {
@@ -527,28 +585,27 @@ pub fn replay(
                 }) => Some((acting.clone(), *at)),
                 _ => None,
             };
-            steps.push(step);
+            self.steps.push(step);
             let Some((acting, at)) = asked else { continue };
-            // The action's outcome is the file's if the next entry for its task gives one;
-            // otherwise it is assumed to have worked, at once.
-            let outcome_follows = entries[index + 1..]
+            let outcome_follows = self.results.entries[next..]
                 .iter()
-                .find(|later| task_of(later) == acting)
+                .find(|later| self.task_of(later) == acting)
                 .is_some_and(|later| matches!(later.what, What::Action { .. }));
             if outcome_follows {
                 continue;
             }
-            let finished = engine
+            let finished = self
+                .engine
                 .action_finished(&acting, at, Ok(ASSUMED_OK.to_string()))
-                .map_err(refused)?;
+                .map_err(self.refused(next.saturating_sub(1)))?;
             let mut follow: Vec<Step> = finished.into_iter().map(Step::Decision).collect();
-            follow.extend(backoff_note(&engine, &acting, at));
+            follow.extend(backoff_note(&self.engine, &acting, at));
             for step in follow.into_iter().rev() {
                 queue.push_front(step);
             }
         }
+        Ok(())
     }
-    Ok(steps)
 }
 
 /// The backoff after an action of `task` finished at `at`.

@@ -123,15 +123,10 @@ struct StateFileRef<'a> {
     state: &'a TaskState,
 }
 
-/// Whether `name` can name a file in the state directory: the config's task-name rule
-/// (`[A-Za-z0-9_.-]+`), without `.` and `..`.
+/// Whether `name` can name a file in the state directory: exactly the task-name rule
+/// ([`hmrt_domain::TaskName`]), which keeps `/`, `.` and `..` out.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    hmrt_domain::TaskName::is_valid(name)
 }
 
 fn checked_name(name: &str) -> Result<&str, StateError> {
@@ -472,10 +467,30 @@ impl StateStore {
     ) -> Result<(), StateError> {
         let _guard = self.write_guard();
         let states = states();
-        if states.is_empty() {
-            return Ok(());
-        }
-        for (task, state) in &states {
+        self.write(
+            now,
+            states.iter().map(|(task, state)| (task.as_str(), state)),
+        )
+    }
+
+    /// Writes each `(task, state)` to the task's file (atomically, with fsync), then fsyncs the
+    /// directory once. The caller orders writes (the journal's one writer thread does).
+    pub fn save<'a>(
+        &self,
+        now: Timestamp,
+        states: impl IntoIterator<Item = (&'a str, &'a TaskState)>,
+    ) -> Result<(), StateError> {
+        let _guard = self.write_guard();
+        self.write(now, states)
+    }
+
+    fn write<'a>(
+        &self,
+        now: Timestamp,
+        states: impl IntoIterator<Item = (&'a str, &'a TaskState)>,
+    ) -> Result<(), StateError> {
+        let mut wrote = false;
+        for (task, state) in states {
             let path = state_path(&self.dir, task)?;
             let file = StateFileRef {
                 version: Snapshot::VERSION,
@@ -490,8 +505,9 @@ impl StateStore {
             })?;
             let name = format!("{task}{STATE_SUFFIX}");
             write_atomic(&self.dir, &name, &format!(".{name}{TEMP_SUFFIX}"), &bytes)?;
+            wrote = true;
         }
-        sync_dir(&self.dir)
+        if wrote { sync_dir(&self.dir) } else { Ok(()) }
     }
 
     /// Whether a person asked to re-arm `task` (a `<task>.rearm` file exists).

@@ -9,18 +9,46 @@ use crate::registry::Registry;
 use crate::sandbox::{Need, Sandbox, TaskCall};
 use crate::tasks::{Bound, BoundTask, bind};
 
+/// What `hmrt validate` found, in two kinds: `run` refuses to start on the first, and starts
+/// despite the second (the design's exception: a plugin file that cannot load is reported, its
+/// tasks stay `unknown`, and the rest run).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Findings {
+    /// Plugin files in `plugins_dir` that could not be loaded.
+    pub plugin_files: Vec<String>,
+    /// Everything else: the tasks' names, plugins, plugin configs and grants.
+    pub config: Vec<String>,
+}
+
+impl Findings {
+    /// Every finding, plugin files first.
+    pub fn all(&self) -> impl Iterator<Item = &String> + '_ {
+        self.plugin_files.iter().chain(&self.config)
+    }
+
+    /// Whether nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.plugin_files.is_empty() && self.config.is_empty()
+    }
+}
+
 /// Everything wrong with `config` and the plugins it uses, one message per finding.
-pub async fn validate(config: &Config, sandbox: &Sandbox, registry: &Registry) -> Vec<String> {
-    let mut findings: Vec<String> = registry.problems().iter().map(|p| p.to_string()).collect();
+pub async fn validate(config: &Config, sandbox: &Sandbox, registry: &Registry) -> Findings {
+    let mut findings = Findings {
+        plugin_files: registry.problems().iter().map(|p| p.to_string()).collect(),
+        config: Vec::new(),
+    };
     let tasks = match bind(config, registry) {
         Ok(tasks) => tasks,
         Err(errors) => {
-            findings.extend(errors.iter().map(ToString::to_string));
+            findings
+                .config
+                .extend(errors.iter().map(ToString::to_string));
             return findings;
         }
     };
     for task in &tasks {
-        findings.extend(
+        findings.config.extend(
             validate_task(sandbox, task)
                 .await
                 .iter()

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use hmrt::events::{Event, Events, Recorder};
+use hmrt::clock::{Clock, ManualClock, SystemClock};
+use hmrt::events::{Counters, Event, Recorder};
 use hmrt_config::Config;
+use hmrt_policy::Timestamp;
 
 /// A temp dir with a `tasks.toml` and a `plugins/` dir.
 pub struct Workspace {
@@ -63,13 +65,35 @@ impl Workspace {
 /// A daemon running in this process, with every event recorded.
 pub struct RunningDaemon {
     pub recorder: Arc<Recorder>,
+    pub counters: Arc<Counters>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: tokio::task::JoinHandle<()>,
     pub started: SystemTime,
+    /// The clock the daemon reads, when a test drives it.
+    pub manual: Option<Arc<ManualClock>>,
+    /// How many task loops the daemon runs (one sleeper each on a manual clock).
+    pub loops: usize,
+}
+
+/// A time as the events carry it, as a `SystemTime`.
+pub fn system_time(at: Timestamp) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(at.0)
 }
 
 impl RunningDaemon {
+    /// A daemon on the real clock.
     pub async fn start(config: Config) -> RunningDaemon {
+        Self::start_with(config, None).await
+    }
+
+    /// A daemon on a clock the test moves, starting at the real time now (state files and the
+    /// CLI read real times).
+    pub async fn start_manual(config: Config) -> RunningDaemon {
+        let clock = ManualClock::new(SystemClock.now());
+        Self::start_with(config, Some(clock)).await
+    }
+
+    async fn start_with(config: Config, manual: Option<Arc<ManualClock>>) -> RunningDaemon {
         let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
         for problem in registry.problems() {
             eprintln!("plugin problem: {problem}");
@@ -84,12 +108,26 @@ impl RunningDaemon {
                     .join("\n")
             )
         });
+        let loops = tasks.len();
         let recorder = Arc::new(Recorder::default());
-        let events = Events::new(vec![
-            recorder.clone(),
-            Arc::new(hmrt::events::LogSubscriber),
-        ]);
-        let daemon = hmrt::daemon::Daemon::new(config, sandbox, tasks, events).expect("daemon");
+        let counters = Arc::new(Counters::default());
+        let clock: Arc<dyn Clock> = match &manual {
+            Some(clock) => clock.clone(),
+            None => Arc::new(SystemClock),
+        };
+        let started = system_time(clock.now());
+        let daemon = hmrt::daemon::Daemon::new(
+            &config,
+            sandbox,
+            tasks,
+            vec![
+                recorder.clone(),
+                counters.clone(),
+                Arc::new(hmrt::events::LogSubscriber::new()),
+            ],
+            clock,
+        )
+        .expect("daemon");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             daemon
@@ -101,14 +139,64 @@ impl RunningDaemon {
         });
         RunningDaemon {
             recorder,
+            counters,
             stop: Some(stop),
             handle,
-            started: SystemTime::now(),
+            started,
+            manual,
+            loops,
         }
     }
 
+    /// On a manual clock: moves time forward from one scheduled instant to the next (each task
+    /// loop settling in between) until `find` returns something or the clock has moved
+    /// `limit`; panics then with the events seen.
+    pub async fn advance_until<T>(
+        &self,
+        limit: Duration,
+        what: &str,
+        mut find: impl FnMut(&[(SystemTime, Event)]) -> Option<T>,
+    ) -> T {
+        let clock = self.manual.as_ref().expect("a daemon on a manual clock");
+        let until = clock.now().plus(limit);
+        let mut found = None;
+        clock
+            .run_until(until, self.loops, Duration::from_secs(30), || {
+                found = find(&self.events());
+                found.is_some()
+            })
+            .await;
+        match found.or_else(|| find(&self.events())) {
+            Some(found) => found,
+            None => {
+                let dump: Vec<String> = self
+                    .events()
+                    .iter()
+                    .map(|(_, e)| format!("{e:?}"))
+                    .collect();
+                panic!(
+                    "the clock moved {limit:?} without {what}; events:\n{}",
+                    dump.join("\n")
+                )
+            }
+        }
+    }
+
+    /// On a manual clock: moves time forward by `span`, through every instant scheduled in it.
+    pub async fn advance(&self, span: Duration) {
+        let clock = self.manual.as_ref().expect("a daemon on a manual clock");
+        let until = clock.now().plus(span);
+        clock
+            .run_until(until, self.loops, Duration::from_secs(30), || false)
+            .await;
+    }
+
     pub fn events(&self) -> Vec<(SystemTime, Event)> {
-        self.recorder.events()
+        self.recorder
+            .events()
+            .into_iter()
+            .map(|(at, e)| (system_time(at), e))
+            .collect()
     }
 
     /// Polls the recorded events until `find` returns something, or panics after `timeout`
@@ -163,25 +251,26 @@ pub fn transition(
     after: SystemTime,
 ) -> Option<(SystemTime, String)> {
     of_task(events, task).find_map(|(at, e)| match e {
-        Event::StateChanged { to: t, reason, .. } if t == to && *at >= after => {
+        Event::StateChanged { to: t, reason, .. } if t.as_str() == to && *at >= after => {
             Some((*at, reason.clone()))
         }
         _ => None,
     })
 }
 
-/// Runs the first task's check of `config` once, in a sandbox of its own; returns the
-/// outcome and the sandbox (for its counters).
-pub async fn check_once(
-    config: &Config,
-) -> (hmrt::sandbox::CheckOutcome, Arc<hmrt::sandbox::Sandbox>) {
+/// Runs the first task's check of `config` once, in a sandbox of its own, and publishes it as
+/// the daemon does; returns the outcome and the counters that saw it.
+pub async fn check_once(config: &Config) -> (hmrt::sandbox::CheckOutcome, Arc<Counters>) {
     let (sandbox, registry) = hmrt::cli::setup(config).await.expect("setup");
     let tasks = hmrt::tasks::bind(config, &registry).unwrap_or_else(|_| panic!("bind"));
     let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else {
         panic!("the first task's check plugin did not load")
     };
     let outcome = sandbox.check(&entry.plugin, &tasks[0].check_call).await;
-    (outcome, sandbox)
+    let counters = Arc::new(Counters::default());
+    let events = hmrt::events::Events::new(vec![counters.clone()]);
+    events.check_finished(SystemClock.now(), tasks[0].name(), &outcome);
+    (outcome, counters)
 }
 
 /// A loopback HTTP server: `GET /` answers 200 "ok"; `GET /json` a JSON health document;

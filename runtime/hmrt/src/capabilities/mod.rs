@@ -10,7 +10,6 @@ mod supervisor;
 mod tcp;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hmrt_config::Grants;
@@ -20,7 +19,7 @@ use crate::sandbox::bindings::types::HostError;
 pub use exec::ExecLimits;
 
 /// Which capability a call used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Capability {
     /// Outbound HTTP.
@@ -53,31 +52,6 @@ pub struct Denial {
     pub asked: String,
 }
 
-/// Process-wide counts of denied calls, by capability.
-#[derive(Debug, Default)]
-pub struct DenialCounters {
-    http: AtomicU64,
-    exec: AtomicU64,
-    supervisor: AtomicU64,
-    tcp: AtomicU64,
-}
-
-impl DenialCounters {
-    fn counter(&self, capability: Capability) -> &AtomicU64 {
-        match capability {
-            Capability::Http => &self.http,
-            Capability::Exec => &self.exec,
-            Capability::Supervisor => &self.supervisor,
-            Capability::Tcp => &self.tcp,
-        }
-    }
-
-    /// Denied calls of `capability` since start.
-    pub fn get(&self, capability: Capability) -> u64 {
-        self.counter(capability).load(Ordering::Relaxed)
-    }
-}
-
 /// Size caps on what a capability hands back to a guest.
 #[derive(Debug, Clone, Copy)]
 pub struct CapabilityLimits {
@@ -105,12 +79,11 @@ impl Default for CapabilityLimits {
     }
 }
 
-/// What the capabilities share across calls: clients, counters, limits.
+/// What the capabilities share across calls: clients and limits. (Denied calls are counted by
+/// the [`crate::events::Counters`] subscriber, from the events.)
 pub struct Backends {
     pub(crate) http: reqwest::Client,
     pub(crate) supervisor: Option<hmrt_supervisor::Client>,
-    /// Denied calls, counted by capability.
-    pub denials: DenialCounters,
     pub(crate) limits: CapabilityLimits,
 }
 
@@ -123,7 +96,6 @@ impl Backends {
         Ok(Backends {
             http: http::client()?,
             supervisor,
-            denials: DenialCounters::default(),
             limits,
         })
     }
@@ -144,10 +116,6 @@ impl CallContext {
     /// Records and logs a call outside the grants and returns the error the guest gets.
     pub(crate) fn deny(&mut self, capability: Capability, asked: String) -> HostError {
         tracing::warn!(task = %self.task, %capability, %asked, "call denied: not in the task's grants");
-        self.backends
-            .denials
-            .counter(capability)
-            .fetch_add(1, Ordering::Relaxed);
         let message = format!(
             "{capability} {asked} is not granted to task \"{}\"",
             self.task

@@ -3,9 +3,18 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use super::report::{self, CheckReport};
 use super::{load_config, setup};
+use crate::clock::{Clock, SystemClock};
+use crate::events::{Event, Events};
 use crate::sandbox::Status;
 use crate::tasks::{Bound, bind};
+
+/// What `hmrt check` exits with when it cannot check: the config is wrong. Nagios reads 3 as
+/// UNKNOWN, which is the truth (2 would claim the service is down).
+const CANNOT_CHECK: u8 = 3;
 
 /// The Nagios exit code of a status.
 pub(super) fn exit_code(status: Status) -> u8 {
@@ -17,29 +26,31 @@ pub(super) fn exit_code(status: Status) -> u8 {
     }
 }
 
-/// How bad a status is, for "the worst status wins".
-pub(super) fn severity(status: Status) -> u8 {
-    match status {
-        Status::Healthy => 0,
-        Status::Degraded => 1,
-        Status::Unknown => 2,
-        Status::Unhealthy => 3,
-    }
-}
-
 pub(super) async fn check(file: &Path, only: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
-    let config = match load_config(file) {
-        Ok(config) => config,
-        Err(_) => return Ok(ExitCode::from(3)),
+    let Ok(config) = load_config(file) else {
+        return Ok(ExitCode::from(CANNOT_CHECK));
     };
-    let (sandbox, registry) = setup(&config).await?;
+    let (sandbox, registry) = match setup(&config).await {
+        Ok(parts) => parts,
+        Err(e) => {
+            eprintln!("hmrt: {e:#}");
+            return Ok(ExitCode::from(CANNOT_CHECK));
+        }
+    };
+    let findings = crate::validate::validate(&config, &sandbox, &registry).await;
+    if !findings.config.is_empty() {
+        for finding in &findings.config {
+            eprintln!("{finding}");
+        }
+        return Ok(ExitCode::from(CANNOT_CHECK));
+    }
     let tasks = match bind(&config, &registry) {
         Ok(tasks) => tasks,
         Err(errors) => {
             for error in errors {
                 eprintln!("{error}");
             }
-            return Ok(ExitCode::from(3));
+            return Ok(ExitCode::from(CANNOT_CHECK));
         }
     };
     let selected: Vec<_> = tasks
@@ -50,70 +61,43 @@ pub(super) async fn check(file: &Path, only: Option<&str>, json: bool) -> anyhow
         && selected.is_empty()
     {
         eprintln!("{}: no task named {name:?}", file.display());
-        return Ok(ExitCode::from(3));
+        return Ok(ExitCode::from(CANNOT_CHECK));
     }
+    let report = Arc::new(CheckReport::default());
+    let events = Events::new(vec![report.clone()]);
+    let clock = SystemClock;
     let mut running = tokio::task::JoinSet::new();
-    for (index, task) in selected.into_iter().enumerate() {
+    for task in selected.iter().cloned() {
         let sandbox = sandbox.clone();
+        let events = events.clone();
         running.spawn(async move {
-            let row = match &task.check {
-                Bound::Broken(reason) => (
-                    Status::Unknown,
-                    serde_json::json!({
-                        "task": task.name(), "status": "unknown", "message": reason,
-                        "metrics": [], "elapsed_ms": 0.0, "denied": [],
-                    }),
+            match &task.check {
+                Bound::Broken(reason) => events.emit(
+                    clock.now(),
+                    Event::CheckFinished {
+                        task: task.name().to_string(),
+                        status: Status::Unknown,
+                        message: reason.clone(),
+                        metrics: Vec::new(),
+                        elapsed: std::time::Duration::ZERO,
+                    },
                 ),
                 Bound::Ready(entry) => {
                     let outcome = sandbox.check(&entry.plugin, &task.check_call).await;
-                    let metrics: Vec<_> = outcome
-                        .result
-                        .as_ref()
-                        .map(|r| r.metrics.iter().map(|m| serde_json::json!({"name": m.name, "value": m.value, "unit": m.unit})).collect())
-                        .unwrap_or_default();
-                    let status = outcome.status();
-                    let row = serde_json::json!({
-                        "task": task.name(),
-                        "status": hmrt_policy::Status::from(status).as_str(),
-                        "message": outcome.message(),
-                        "metrics": metrics,
-                        "elapsed_ms": outcome.report.elapsed.as_secs_f64() * 1000.0,
-                        "denied": outcome.report.denials,
-                    });
-                    (status, row)
+                    events.check_finished(clock.now(), task.name(), &outcome);
                 }
-            };
-            (index, row)
+            }
         });
     }
-    let mut rows = running.join_all().await;
-    rows.sort_by_key(|(index, _)| *index);
-    let worst = rows
-        .iter()
-        .map(|(_, (status, _))| *status)
-        .max_by_key(|status| severity(*status))
-        .unwrap_or(Status::Healthy);
-    let rows: Vec<serde_json::Value> = rows.into_iter().map(|(_, (_, row))| row).collect();
+    running.join_all().await;
+    let names: Vec<&str> = selected.iter().map(|t| t.name()).collect();
+    let rows = report.rows(&names);
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        let width = rows
-            .iter()
-            .filter_map(|r| r["task"].as_str())
-            .map(str::len)
-            .max()
-            .unwrap_or(4);
-        for row in &rows {
-            println!(
-                "{:width$}  {:9}  {}  ({:.0} ms)",
-                row["task"].as_str().unwrap_or(""),
-                row["status"].as_str().unwrap_or(""),
-                row["message"].as_str().unwrap_or(""),
-                row["elapsed_ms"].as_f64().unwrap_or(0.0),
-            );
-        }
+        print!("{}", report::table(&rows));
     }
-    Ok(ExitCode::from(exit_code(worst)))
+    Ok(ExitCode::from(exit_code(report::worst(&rows))))
 }
 
 pub(super) async fn validate(file: &Path) -> anyhow::Result<ExitCode> {
@@ -123,6 +107,7 @@ pub(super) async fn validate(file: &Path) -> anyhow::Result<ExitCode> {
     };
     let (sandbox, registry) = setup(&config).await?;
     let findings = crate::validate::validate(&config, &sandbox, &registry).await;
+    let count = findings.all().count();
     if findings.is_empty() {
         println!(
             "{}: ok ({} tasks, {} plugins)",
@@ -132,9 +117,9 @@ pub(super) async fn validate(file: &Path) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    for finding in &findings {
+    for finding in findings.all() {
         eprintln!("{finding}");
     }
-    eprintln!("{}: {} error(s)", file.display(), findings.len());
+    eprintln!("{}: {count} error(s)", file.display());
     Ok(ExitCode::from(1))
 }

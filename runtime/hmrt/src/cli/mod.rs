@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod check;
 mod plugins;
+mod report;
 mod run;
 mod state;
 

@@ -93,7 +93,11 @@ pub(super) fn history(file: &Path, task: &str, json: bool) -> anyhow::Result<Exi
     };
     let policy = &task_config.policy;
     let state = &stored.state;
-    let view = state.view(task, policy, crate::daemon::now());
+    let view = state.view(
+        task,
+        policy,
+        crate::clock::Clock::now(&crate::clock::SystemClock),
+    );
     let mut out = String::new();
     let since = view
         .since
@@ -106,7 +110,7 @@ pub(super) fn history(file: &Path, task: &str, json: bool) -> anyhow::Result<Exi
             "restarts:   {} of {} within {}\n",
             view.restarts_in_window,
             view.max_restarts,
-            humantime::format_duration(policy.restart_window)
+            hmrt_domain::duration::format(policy.restart_window)
         ));
         let next = view
             .next_action_not_before
@@ -178,7 +182,11 @@ pub(super) async fn rearm(file: &Path, task: &str) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let dir = &config.runtime.state_dir;
-    let request = request_rearm(dir, task, crate::daemon::now())?;
+    let request = request_rearm(
+        dir,
+        task,
+        crate::clock::Clock::now(&crate::clock::SystemClock),
+    )?;
     let pid = match probe_daemon(dir)? {
         DaemonProbe::NotRunning => {
             println!(

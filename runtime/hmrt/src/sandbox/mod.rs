@@ -24,7 +24,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::capabilities::{Backends, CallContext, Denial};
 pub use bindings::check::exports::hmrt::plugin::check_plugin::CheckResult;
-pub use bindings::types::{Capability as DeclaredCapability, Metric, Need, PluginInfo, Status};
+use bindings::types::Status as WitStatus;
+pub use bindings::types::{Capability as DeclaredCapability, Metric, Need, PluginInfo};
+pub use hmrt_policy::Status;
 pub(crate) use host::{Deadline, HostState};
 pub use load::{CONTRACT_VERSION, LoadError, Plugin, PluginKind};
 
@@ -84,7 +86,7 @@ pub struct TaskCall {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     /// The call ran past its timeout (guest CPU or waiting on the host).
-    #[error("timed out after {}", humantime::format_duration(*.0))]
+    #[error("timed out after {}", hmrt_domain::duration::format(*.0))]
     Timeout(Duration),
     /// The guest tried to grow its memory past the limit.
     #[error("exceeded its memory limit of {} MiB{}", .limit >> 20, guest_said(.stderr))]
@@ -155,9 +157,25 @@ impl CheckOutcome {
     /// The status the policy sees: a call that failed counts as unhealthy.
     pub fn status(&self) -> Status {
         match &self.result {
-            Ok(result) => result.status,
+            Ok(result) => result.status.into(),
             Err(_) => Status::Unhealthy,
         }
+    }
+
+    /// The metrics the check reported (none if the call failed).
+    pub fn metrics(&self) -> Vec<crate::events::Metric> {
+        let Ok(result) = &self.result else {
+            return Vec::new();
+        };
+        result
+            .metrics
+            .iter()
+            .map(|m| crate::events::Metric {
+                name: m.name.clone(),
+                value: m.value,
+                unit: m.unit.clone(),
+            })
+            .collect()
     }
 
     /// One line saying why.
@@ -252,7 +270,7 @@ impl Sandbox {
         };
         let arg = wit_task(task);
         let trigger = bindings::action::exports::hmrt::plugin::action_plugin::Trigger {
-            status: trigger.status,
+            status: wit_status(trigger.status),
             message: trigger.message,
             attempt: trigger.attempt,
         };
@@ -407,16 +425,25 @@ pub struct ActionTrigger {
     pub attempt: u32,
 }
 
-/// The policy's status for a plugin's status: one enum for the rules and the names
-/// (`healthy`, ...) that logs, events and JSON use.
-impl From<Status> for hmrt_policy::Status {
-    fn from(status: Status) -> Self {
+/// The one mapping between the contract's status and the policy's, at the sandbox boundary:
+/// everything past the sandbox (policy, events, outputs) uses [`hmrt_policy::Status`].
+impl From<WitStatus> for Status {
+    fn from(status: WitStatus) -> Self {
         match status {
-            Status::Healthy => hmrt_policy::Status::Healthy,
-            Status::Degraded => hmrt_policy::Status::Degraded,
-            Status::Unhealthy => hmrt_policy::Status::Unhealthy,
-            Status::Unknown => hmrt_policy::Status::Unknown,
+            WitStatus::Healthy => Status::Healthy,
+            WitStatus::Degraded => Status::Degraded,
+            WitStatus::Unhealthy => Status::Unhealthy,
+            WitStatus::Unknown => Status::Unknown,
         }
+    }
+}
+
+fn wit_status(status: Status) -> WitStatus {
+    match status {
+        Status::Healthy => WitStatus::Healthy,
+        Status::Degraded => WitStatus::Degraded,
+        Status::Unhealthy => WitStatus::Unhealthy,
+        Status::Unknown => WitStatus::Unknown,
     }
 }
 

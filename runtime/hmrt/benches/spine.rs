@@ -1,0 +1,215 @@
+//! The spine under load: the daemon (scheduler, sandbox, policy, events, state journal) with
+//! 200 and with 1,000 `http` tasks every 1 s against one loopback server, in real time. It
+//! prints, for each size, the checks per second achieved (counted by the daemon and at the
+//! target) and the CPU the hmrt process spent per check (user + system, from getrusage), beside
+//! the targets: CPU per check at 1,000 tasks within 1.2x of that at 200, and 1,000 tasks kept up
+//! with (at least 990 checks/s).
+//!
+//! The target server is a child process (this binary again, with `HMRT_BENCH_SERVER=1`), so its
+//! CPU is not counted as hmrt's.
+//!
+//! ```text
+//! cargo bench -p hmrt --bench spine --profile dev
+//! ```
+//!
+//! Without `--bench` on its command line it runs 20 tasks for 2 s, as a smoke test.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hmrt::clock::SystemClock;
+use hmrt::events::Counters;
+
+const SERVER_ENV: &str = "HMRT_BENCH_SERVER";
+
+fn main() {
+    if std::env::var_os(SERVER_ENV).is_some() {
+        serve();
+        return;
+    }
+    let full = std::env::args().any(|a| a == "--bench");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let server = Server::start();
+    let sizes: &[(usize, Duration, Duration)] = if full {
+        &[
+            (200, Duration::from_secs(3), Duration::from_secs(10)),
+            (1000, Duration::from_secs(3), Duration::from_secs(10)),
+        ]
+    } else {
+        &[(20, Duration::from_secs(1), Duration::from_secs(2))]
+    };
+    let mut results = Vec::new();
+    for &(tasks, warmup, window) in sizes {
+        let port = server.port;
+        let measured = runtime
+            .block_on(runtime.spawn(measure(tasks, port, warmup, window)))
+            .expect("benchmark task");
+        results.push((tasks, measured));
+    }
+    println!();
+    println!("spine: http tasks every 1 s against one loopback server (hmrt process CPU only)");
+    println!(
+        "{:>6}  {:>10}  {:>10}  {:>14}",
+        "tasks", "checks/s", "at target", "CPU us/check"
+    );
+    for (tasks, m) in &results {
+        println!(
+            "{tasks:>6}  {:>10.1}  {:>10.1}  {:>14.1}",
+            m.checks_per_s, m.target_per_s, m.cpu_us_per_check
+        );
+    }
+    if let [(_, small), (large_n, large)] = results.as_slice() {
+        let ratio = large.cpu_us_per_check / small.cpu_us_per_check;
+        println!(
+            "CPU per check at {large_n} / at 200: {ratio:.2}x (target <= 1.20x) {}",
+            verdict(ratio <= 1.2)
+        );
+        println!(
+            "checks/s at {large_n}: {:.1} (target >= 990) {}",
+            large.checks_per_s,
+            verdict(large.checks_per_s >= 990.0)
+        );
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISSED" }
+}
+
+struct Measured {
+    checks_per_s: f64,
+    target_per_s: f64,
+    cpu_us_per_check: f64,
+}
+
+async fn measure(tasks: usize, port: u16, warmup: Duration, window: Duration) -> Measured {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut text = String::from("[defaults]\ninterval = \"1s\"\ntimeout = \"2s\"\n");
+    for i in 0..tasks {
+        text.push_str(&format!(
+            "[[task]]\nname = \"t{i}\"\ncheck = \"http\"\nconfig = {{ url = \"http://127.0.0.1:{port}/health\" }}\ngrants = {{ http = [\"http://127.0.0.1:{port}\"] }}\n"
+        ));
+    }
+    let path = dir.path().join("tasks.toml");
+    std::fs::write(&path, text).expect("write config");
+    let config = hmrt_config::Config::load(&path, None).expect("config");
+    let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
+    let bound = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
+    let counters = Arc::new(Counters::default());
+    let daemon = hmrt::daemon::Daemon::new(
+        &config,
+        sandbox,
+        bound,
+        vec![counters.clone()],
+        Arc::new(SystemClock),
+    )
+    .expect("daemon");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(daemon.run(async {
+        let _ = stop_rx.await;
+    }));
+    tokio::time::sleep(warmup).await;
+    let checks = || counters.counts().checks.values().sum::<u64>();
+    let (checks0, target0, cpu0, t0) = (checks(), target_count(port).await, cpu(), Instant::now());
+    tokio::time::sleep(window).await;
+    let (checks1, target1, cpu1, elapsed) =
+        (checks(), target_count(port).await, cpu(), t0.elapsed());
+    let _ = stop_tx.send(());
+    let _ = running.await;
+    let done = (checks1 - checks0) as f64;
+    Measured {
+        checks_per_s: done / elapsed.as_secs_f64(),
+        target_per_s: (target1 - target0) as f64 / elapsed.as_secs_f64(),
+        cpu_us_per_check: (cpu1 - cpu0).as_secs_f64() * 1e6 / done.max(1.0),
+    }
+}
+
+/// User + system CPU of this process so far.
+fn cpu() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    tv(usage.user_time()) + tv(usage.system_time())
+}
+
+async fn target_count(port: u16) -> u64 {
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/count"))
+        .await
+        .expect("count")
+        .text()
+        .await
+        .expect("count body");
+    body.trim().parse().expect("a number")
+}
+
+/// The target: this binary in server mode, in a child process.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Server {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .env(SERVER_ENV, "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the target server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the server's port");
+        let port = line.trim().parse().expect("a port");
+        Server { child, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Server mode: `GET /health` answers 200 "ok" and is counted; `GET /count` says how many.
+fn serve() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        use axum::routing::get;
+        let served = Arc::new(AtomicU64::new(0));
+        let counted = served.clone();
+        let app = axum::Router::new()
+            .route(
+                "/health",
+                get(move || {
+                    served.fetch_add(1, Ordering::Relaxed);
+                    async { "ok" }
+                }),
+            )
+            .route(
+                "/count",
+                get(move || {
+                    let n = counted.load(Ordering::Relaxed);
+                    async move { n.to_string() }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        println!("{}", listener.local_addr().expect("addr").port());
+        let _ = axum::serve(listener, app).await;
+    });
+}
