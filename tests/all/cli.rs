@@ -201,3 +201,61 @@ fn an_absurd_duration_is_a_located_error_not_a_panic() {
         }
     }
 }
+
+#[test]
+fn a_task_left_unknown_says_why_at_warn_level_once_and_the_others_run() {
+    let ws = Workspace::new();
+    ws.write_plugin_bytes("broken", b"not a component");
+    let path = ws.config(
+        &(command_task("fine", "true", &[])
+            + "interval = \"100ms\"\n"
+            + "[[task]]\nname = \"lost\"\ncheck = \"broken\"\ninterval = \"100ms\"\n"),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hmrt"))
+        .args(["run", path.to_str().expect("utf-8")])
+        // warn for everything (what an operator sees at a quiet level), debug for the checks
+        // only, to count them.
+        .env("HMRT_LOG", "warn,hmrt::events=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start hmrt");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let checks_of = |log: &[String], task: &str| {
+        log.iter()
+            .filter(|l| l.contains("check:") && l.contains(&format!("task={task}")))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut log: Vec<String> = Vec::new();
+    while checks_of(&log, "lost") < 5 || checks_of(&log, "fine") < 5 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines_rx.recv_timeout(left) {
+            Ok(line) => log.push(line),
+            Err(_) => panic!("too few checks:\n{}", log.join("\n")),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = log.join("\n");
+    let warned: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("WARN") && l.contains("cannot tell"))
+        .collect();
+    assert_eq!(warned.len(), 1, "one warning while the reason stays the same:\n{text}");
+    assert!(
+        warned[0].contains("lost") && warned[0].contains("broken"),
+        "it names the task and why: {}",
+        warned[0]
+    );
+    assert!(
+        log.iter().any(|l| l.contains("ERROR") && l.contains("plugin not loaded")),
+        "the plugin file is reported:\n{text}"
+    );
+}

@@ -98,6 +98,7 @@ grants = {{ supervisor = ["web"] }}
     // Let every hostile task run a few more times, then look at the steady task's rhythm.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let events = daemon.events();
+    let counts = daemon.counters.counts();
     daemon.stop().await;
 
     let steady: Vec<SystemTime> = of_task(&events, "steady")
@@ -135,6 +136,17 @@ grants = {{ supervisor = ["web"] }}
             "{task}: no call-denied event"
         );
     }
+    // ...and counted by the counters subscriber, one for one (read before the stop, so the
+    // events may have moved on a little since: at least as many).
+    let denied_events = events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::CallDenied { .. }))
+        .count() as u64;
+    let counted: u64 = counts.denials.values().sum();
+    assert!(
+        counted >= denied_events && denied_events > 0,
+        "{counted} denials counted, {denied_events} denial events"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -187,12 +187,14 @@ fn next_check(due: Timestamp, interval: Duration, now: Timestamp) -> Timestamp {
 async fn task_loop(shared: Arc<Shared>, task: BoundTask, mut stop: watch::Receiver<bool>) {
     let interval = task.config.interval;
     let name = task.name().to_string();
-    // Spread the first runs so tasks with one interval do not all start at once; then keep a
-    // fixed rhythm with a little jitter on each run.
-    let mut due = shared
+    // Spread the first runs so tasks with one interval do not all start at once. Then one slot
+    // per interval: each check runs a little after its slot (the jitter), and the jitter never
+    // moves the slots, so it cannot add up into a slower rhythm.
+    let mut slot = shared
         .clock
         .now()
         .plus(jitter(interval.min(Duration::from_secs(1))));
+    let mut due = slot;
     let per_run_jitter = (interval / 20).min(Duration::from_millis(250));
     let started = shared.clock.now();
     // A wake that decided nothing is not asked for again until the next check: the policy's
@@ -218,7 +220,8 @@ async fn task_loop(shared: Arc<Shared>, task: BoundTask, mut stop: watch::Receiv
         if now >= due {
             run_check(&shared, &task).await;
             idle_wake = None;
-            due = next_check(due, interval, shared.clock.now()).plus(jitter(per_run_jitter));
+            slot = next_check(slot, interval, shared.clock.now());
+            due = slot.plus(jitter(per_run_jitter));
         } else if let Some(wake) = wake
             && now >= wake
         {

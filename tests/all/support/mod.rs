@@ -1,8 +1,6 @@
 //! What the tests share: configs in temp dirs, an in-process daemon with an event recorder,
 //! and loopback HTTP servers.
 
-#![allow(dead_code)]
-
 pub use hmrt_test_support::supervisord;
 
 use std::path::{Path, PathBuf};
