@@ -173,7 +173,8 @@ mod tests {
             (r#"{}"#, "`program`"),
             (r#"{"program": "x", "arg": []}"#, "`arg`"),
             (r#"{"program": "x", "args": "-v"}"#, "`args`"),
-            (r#"{"program": "x", "timeout": "1 year"}"#, "`timeout`"),
+            (r#"{"program": "x", "timeout": "5 parsecs"}"#, "`timeout`"),
+            (r#"{"program": "x", "timeout": "2 years"}"#, "`timeout`"),
         ] {
             let err = Settings::from_json(json).unwrap_err();
             assert!(err.contains(key), "{json}: {err}");
