@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{HttpServer, Workspace, hmrt};
+use crate::support::{HttpServer, Workspace, hmrt, hmrt_within};
 
 fn command_task(name: &str, program: &str, args: &[&str]) -> String {
     let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
@@ -145,7 +145,7 @@ fn run_refuses_what_validate_refuses_with_the_same_messages() {
         "the wrong key at its line: {validate_err}"
     );
     // `run` exits at once (it would otherwise run until a signal) with the same messages.
-    let (code, _, run_err) = hmrt(&["run", file]);
+    let (code, _, run_err) = hmrt_within(&["run", file], Duration::from_secs(30));
     assert_eq!(code, 2, "{run_err}");
     for line in located {
         assert!(
@@ -188,7 +188,7 @@ fn an_absurd_duration_is_a_located_error_not_a_panic() {
             ws.config(&(command_task("ok", "true", &[]) + &format!("{key} = \"400000000000y\"\n")));
         let file = path.to_str().expect("utf-8");
         for command in ["validate", "run"] {
-            let (code, _, stderr) = hmrt(&[command, file]);
+            let (code, _, stderr) = hmrt_within(&[command, file], Duration::from_secs(30));
             assert!(
                 code == 1 || code == 2,
                 "{command} {key}: exit {code}\n{stderr}"
@@ -248,14 +248,19 @@ fn a_task_left_unknown_says_why_at_warn_level_once_and_the_others_run() {
         .iter()
         .filter(|l| l.contains("WARN") && l.contains("cannot tell"))
         .collect();
-    assert_eq!(warned.len(), 1, "one warning while the reason stays the same:\n{text}");
+    assert_eq!(
+        warned.len(),
+        1,
+        "one warning while the reason stays the same:\n{text}"
+    );
     assert!(
         warned[0].contains("lost") && warned[0].contains("broken"),
         "it names the task and why: {}",
         warned[0]
     );
     assert!(
-        log.iter().any(|l| l.contains("ERROR") && l.contains("plugin not loaded")),
+        log.iter()
+            .any(|l| l.contains("ERROR") && l.contains("plugin not loaded")),
         "the plugin file is reported:\n{text}"
     );
 }

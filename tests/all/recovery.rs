@@ -743,7 +743,7 @@ fn a_killed_hmrt_keeps_the_budget_and_the_backoff_position() {
         rearmed.state.restarts().collect::<Vec<_>>()
     );
     assert!(!dir.join("broken.rearm").exists(), "the request was taken");
-    fourth.wait_log("re-armed at a person's request", Duration::from_secs(5));
+    fourth.wait_log("re-armed by a person", Duration::from_secs(5));
     assert_eq!(fourth.terminate().code(), Some(0));
 }
 

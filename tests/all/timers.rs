@@ -169,7 +169,8 @@ async fn the_second_restart_comes_when_the_backoff_runs_out_in_real_time() {
     let supervisord = Supervisord::start(&[never_healthy("web", port)]);
     supervisord.wait_running("web");
     let ws = Workspace::new();
-    // Checks every 1 s; the backoff (1.5 s) runs out halfway between two checks.
+    // Checks every 1 s; the backoff (1.3 s, counted from the end of the first restart) runs out
+    // between two checks, well away from both.
     let text = format!(
         "[supervisor]\nserverurl = \"{}\"\n{}",
         supervisord.serverurl(),
@@ -177,7 +178,7 @@ async fn the_second_restart_comes_when_the_backoff_runs_out_in_real_time() {
             "web",
             port,
             "interval = \"1s\"",
-            r#"backoff = "1500ms", factor = 1.0, jitter = 0.0, max_backoff = "1500ms", max_restarts = 5"#,
+            r#"backoff = "1300ms", factor = 1.0, jitter = 0.0, max_backoff = "1300ms", max_restarts = 5"#,
         ),
     );
     let daemon = RunningDaemon::start(ws.load(&text)).await;
@@ -187,13 +188,22 @@ async fn the_second_restart_comes_when_the_backoff_runs_out_in_real_time() {
             (s.len() >= 2).then(|| (ends(e, "web")[0], s[1]))
         })
         .await;
+    let events = daemon.events();
     daemon.stop().await;
     let waited = gap(second, first_end);
-    println!("second restart {waited:?} after the first ended (backoff 1.5 s, checks every 1 s)");
-    // The next check after the backoff would be ~2 s after the first restart's check.
+    println!("second restart {waited:?} after the first ended (backoff 1.3 s, checks every 1 s)");
     assert!(
-        waited >= Duration::from_millis(1500) && waited < Duration::from_millis(1700),
-        "the second restart came {waited:?} after the first ended, not when the 1.5 s backoff ran out"
+        waited >= Duration::from_millis(1300) && waited < Duration::from_millis(1450),
+        "the second restart came {waited:?} after the first ended, not when the 1.3 s backoff ran out"
+    );
+    // It came from the timer, not from a check that happened to fall near the backoff's end.
+    let just_before: Vec<_> = checks(&events, "web")
+        .into_iter()
+        .filter(|at| *at <= second && gap(second, *at) < Duration::from_millis(150))
+        .collect();
+    assert!(
+        just_before.is_empty(),
+        "a check right before the restart: {just_before:?}"
     );
     drop(supervisord);
 }

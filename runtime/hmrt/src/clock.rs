@@ -39,17 +39,11 @@ impl Clock for SystemClock {
     }
 
     fn sleep_until(&self, at: Timestamp) -> Sleep<'_> {
-        Box::pin(async move {
-            // Sleep again if the wall clock was set back meanwhile: the policy's instant, not
-            // the monotonic one, is what must have passed.
-            loop {
-                let left = at.since(self.now());
-                if left.is_zero() {
-                    return;
-                }
-                tokio::time::sleep(left).await;
-            }
-        })
+        // One monotonic sleep for the distance now: if the wall clock is set meanwhile, the
+        // caller finds out when it looks at the time again (the scheduler then starts its
+        // rhythm over), rather than sleeping on for however far the clock went back.
+        let left = at.since(self.now());
+        Box::pin(tokio::time::sleep(left))
     }
 }
 
@@ -101,13 +95,16 @@ impl ManualClock {
         (sleepers.len(), sleepers.values().min().copied())
     }
 
-    /// Waits (in real time, up to `patience`) until `count` futures sleep on the clock: with
-    /// one sleeper per task loop, that is "every task has done all it can at this instant".
+    /// Waits (in real time, up to `patience`) until no sleeper is due and `count` futures sleep
+    /// on the clock: with one sleeper per task loop, that is "every task has done all it can at
+    /// this instant".
     /// Returns false if that did not happen in time.
     pub async fn settle(&self, count: usize, patience: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
-            if self.sleeping().0 >= count {
+            let now = self.now();
+            let due = self.sleepers().values().any(|t| *t <= now);
+            if !due && self.sleeping().0 >= count {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -146,20 +143,12 @@ impl ManualClock {
 
     /// Waits until every sleeper that is due has woken, then until `loops` sleep again.
     async fn settle_after_wake(&self, loops: usize, patience: Duration) {
-        let deadline = tokio::time::Instant::now() + patience;
-        loop {
-            let now = self.now();
-            let due = self.sleepers().values().any(|t| *t <= now);
-            if !due && self.sleeping().0 >= loops {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the daemon's {loops} task loops did not all go to sleep within {patience:?} at {now:?} (sleeping: {})",
-                self.sleeping().0
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        assert!(
+            self.settle(loops, patience).await,
+            "the daemon's {loops} task loops did not all go to sleep within {patience:?} at {:?} (sleeping: {})",
+            self.now(),
+            self.sleeping().0
+        );
     }
 }
 

@@ -10,9 +10,9 @@
 //! ([`Event::TaskState`]); then, if it decided anything, the daemon waits for
 //! [`Events::durable`] (the state journal has it on disk); then the decisions as events; only
 //! then does an action it asked for start. So a decision is durable before its action starts,
-//! and before anyone hears of it.
+//! and before any subscriber hears of it as a decision.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -20,7 +20,7 @@ use std::time::Duration;
 use hmrt_config::Config;
 use hmrt_policy::{Decision, DecisionKind, Engine, Status, Timestamp};
 use rand::Rng;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
 use crate::clock::Clock;
@@ -52,6 +52,8 @@ struct Shared {
     /// Read for re-arm requests (`hmrt rearm`); written only by the journal.
     store: Arc<StateStore>,
     clock: Arc<dyn Clock>,
+    /// One per task: wakes its loop when a call about another task moved its timers.
+    wakers: HashMap<String, Arc<Notify>>,
 }
 
 impl Shared {
@@ -97,12 +99,17 @@ impl Daemon {
         subscribers.push(Arc::new(
             Journal::start(store.clone()).map_err(DaemonError::Journal)?,
         ));
+        let wakers = tasks
+            .iter()
+            .map(|t| (t.name().to_string(), Arc::new(Notify::new())))
+            .collect();
         let shared = Arc::new(Shared {
             sandbox,
             engine: Mutex::new(engine),
             events: Events::new(subscribers),
             store,
             clock,
+            wakers,
         });
         // Actions cut short by the last stop: already saved as failed attempts by `restore`.
         for decision in &restored.decisions {
@@ -196,18 +203,26 @@ async fn task_loop(shared: Arc<Shared>, task: BoundTask, mut stop: watch::Receiv
         .plus(jitter(interval.min(Duration::from_secs(1))));
     let mut due = slot;
     let per_run_jitter = (interval / 20).min(Duration::from_millis(250));
-    let started = shared.clock.now();
     // A wake that decided nothing is not asked for again until the next check: the policy's
     // timers and this loop must never spin on an instant that is already past.
     let mut idle_wake: Option<Timestamp> = None;
+    let woken = shared.wakers.get(&name).cloned().unwrap_or_default();
     loop {
+        let looked_at = shared.clock.now();
+        if slot > looked_at.plus(interval) {
+            // The wall clock was set back: start the rhythm again from now rather than wait
+            // for a slot that lies that far ahead.
+            slot = looked_at;
+            due = looked_at;
+        }
         let wake = shared
             .engine()
             .next_wake(&name)
-            .filter(|w| Some(*w) != idle_wake);
+            .filter(|w| idle_wake.is_none_or(|idle| *w > idle));
         let until = wake.map_or(due, |w| w.min(due));
         tokio::select! {
             _ = shared.clock.sleep_until(until) => {}
+            _ = woken.notified() => continue,
             _ = stop.changed() => return,
         }
         if *stop.borrow() {
@@ -225,9 +240,10 @@ async fn task_loop(shared: Arc<Shared>, task: BoundTask, mut stop: watch::Receiv
         } else if let Some(wake) = wake
             && now >= wake
         {
-            // Stamped at the timer's own instant, as `hmrt simulate` replays it (but never
-            // before this daemon started: a timer that ran out while hmrt was down counts now).
-            let at = if wake < started { now } else { wake };
+            // A timer that ran out while the loop slept is stamped at its own instant, as
+            // `hmrt simulate` replays it; one that was already past when the loop looked (it
+            // ran out while hmrt was down, or a call about another task made it due) counts now.
+            let at = if wake >= looked_at { wake } else { now };
             let decisions = checked(&name, shared.engine().wake(&name, at));
             if decisions.is_empty() {
                 idle_wake = Some(wake);
@@ -310,22 +326,36 @@ async fn publish(shared: &Shared, task: &str, decisions: &[Decision]) -> Vec<u32
     for decision in decisions {
         touched.insert(decision.task.as_str(), true);
     }
-    let states: Vec<(String, Arc<hmrt_policy::TaskState>, bool)> = {
+    let touched_others: Vec<String> = touched
+        .keys()
+        .filter(|t| **t != task)
+        .map(|t| t.to_string())
+        .collect();
+    {
+        // Under the engine lock: two loops publishing states of one task (its own, and a hold
+        // decided by a task it depends on) must reach the journal in the engine's order, or an
+        // older copy could overwrite a newer decision on disk. Subscribers are quick (the
+        // journal only queues), so the lock is held briefly.
         let engine = shared.engine();
-        touched
-            .into_iter()
-            .filter_map(|(t, decided)| {
-                let state = engine.state(t)?.clone();
-                Some((t.to_string(), Arc::new(state), decided))
-            })
-            .collect()
-    };
-    for (task, state, decided) in states {
-        shared.emit(Event::TaskState {
-            task,
-            state,
-            decided,
-        });
+        let at = shared.clock.now();
+        for (t, decided) in touched {
+            if let Some(state) = engine.state(t) {
+                shared.events.emit(
+                    at,
+                    Event::TaskState {
+                        task: t.to_string(),
+                        state: Arc::new(state.clone()),
+                        decided,
+                    },
+                );
+            }
+        }
+    }
+    for other in touched_others {
+        if let Some(notify) = shared.wakers.get(other.as_str()) {
+            // Its timers may have moved (a hold lifted): let its loop look again.
+            notify.notify_one();
+        }
     }
     if decisions.is_empty() {
         return Vec::new();
@@ -352,7 +382,6 @@ async fn rearm_on_request(shared: &Arc<Shared>, name: &str) {
     let rearmed = shared.engine().rearm(name, shared.clock.now());
     match rearmed {
         Ok(decisions) => {
-            tracing::info!(task = %name, "re-armed at a person's request");
             publish(shared, name, &decisions).await;
         }
         Err(e) => tracing::info!(task = %name, "re-arm request ignored: {e}"),

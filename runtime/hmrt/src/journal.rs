@@ -5,16 +5,20 @@
 //!
 //! - a state whose call **decided** something (a state change, an action, a hold, a budget or
 //!   backoff change) is written at once, with fsync; [`Subscriber::durable`] resolves once every
-//!   such state received before it is on disk. The daemon awaits that before it starts an
-//!   action, so a `kill -9` during the action never gives the restart budget back.
+//!   such state received before it is on disk. The daemon awaits that before it publishes the
+//!   decision or starts an action, so a `kill -9` during the action never gives the restart
+//!   budget back.
 //! - a state whose call only added a result (the counters and the result ring moved) is kept in
-//!   memory and written with the next decided write of that task, or at the latest
+//!   memory, newest per task (so memory is bounded by the number of tasks, whatever the disk
+//!   does), and written with the next decided write of that task, or at the latest
 //!   [`LAZY_WRITE`] after it arrived, or when the stream closes. A `kill -9` can lose those
-//!   results and counts, never a decision.
+//!   results and counts, never a decision. Lazy states are written in small batches, and a
+//!   decision waiting for durability goes between two batches, so a thousand lazy writes never
+//!   hold up an action.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hmrt_policy::{TaskState, Timestamp};
@@ -25,13 +29,15 @@ use crate::state::StateStore;
 /// The longest a state that decided nothing waits before it is written.
 pub const LAZY_WRITE: Duration = Duration::from_secs(30);
 
+/// Lazy states written per batch, between which waiting decisions are served.
+const LAZY_BATCH: usize = 32;
+
+/// A state with the clock reading it was published at.
+type Stamped = (Arc<TaskState>, Timestamp);
+
 enum Message {
-    State {
-        task: String,
-        state: Arc<TaskState>,
-        decided: bool,
-        at: Timestamp,
-    },
+    /// A state that decided something, to write at once.
+    Decided { task: String, state: Stamped },
     /// Acknowledge once everything decided before this is durable; `all` also writes what is
     /// kept lazily.
     Barrier {
@@ -40,29 +46,49 @@ enum Message {
     },
 }
 
+/// The newest undecided state of each task, not written yet, and since when the oldest of
+/// them has waited.
+#[derive(Default)]
+struct Lazy {
+    states: BTreeMap<String, Stamped>,
+    since: Option<Instant>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
 /// The state journal subscriber.
 pub struct Journal {
     sender: Mutex<mpsc::Sender<Message>>,
+    lazy: Arc<Mutex<Lazy>>,
 }
 
 impl Journal {
     /// A journal writing to `store`, with its writer thread started.
     pub fn start(store: Arc<StateStore>) -> std::io::Result<Journal> {
         let (sender, receiver) = mpsc::channel();
+        let lazy = Arc::new(Mutex::new(Lazy::default()));
+        let writer = Writer {
+            store,
+            receiver,
+            lazy: lazy.clone(),
+            decided: BTreeMap::new(),
+        };
         std::thread::Builder::new()
             .name("hmrt-journal".into())
-            .spawn(move || Writer::new(store).run(receiver))?;
+            .spawn(move || writer.run())?;
         Ok(Journal {
             sender: Mutex::new(sender),
+            lazy,
         })
     }
 
     fn send(&self, message: Message) -> bool {
-        let sender = match self.sender.lock() {
-            Ok(sender) => sender,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        sender.send(message).is_ok()
+        lock(&self.sender).send(message).is_ok()
     }
 
     fn barrier(&self, all: bool) -> Durable<'_> {
@@ -79,19 +105,28 @@ impl Journal {
 
 impl Subscriber for Journal {
     fn on_event(&self, at: Timestamp, event: &Event) {
-        if let Event::TaskState {
+        let Event::TaskState {
             task,
             state,
             decided,
         } = event
-            && !self.send(Message::State {
+        else {
+            return;
+        };
+        let stamped = (state.clone(), at);
+        if *decided {
+            // Newer than anything kept lazily for the task: that one need not be written.
+            lock(&self.lazy).states.remove(task);
+            if !self.send(Message::Decided {
                 task: task.clone(),
-                state: state.clone(),
-                decided: *decided,
-                at,
-            })
-        {
-            tracing::error!(task = %task, "the state journal's writer has stopped; this state is not saved");
+                state: stamped,
+            }) {
+                tracing::error!(task = %task, "the state journal's writer has stopped; this state is not saved");
+            }
+        } else {
+            let mut lazy = lock(&self.lazy);
+            lazy.states.insert(task.clone(), stamped);
+            lazy.since.get_or_insert_with(Instant::now);
         }
     }
 
@@ -107,75 +142,56 @@ impl Subscriber for Journal {
 /// The writer thread's side.
 struct Writer {
     store: Arc<StateStore>,
-    /// States not written yet, by task, with when the first of them arrived.
-    lazy: BTreeMap<String, (Arc<TaskState>, Timestamp)>,
-    lazy_since: Option<Instant>,
-    /// Tasks whose newest state decided something and is not written yet.
-    decided: BTreeMap<String, (Arc<TaskState>, Timestamp)>,
+    receiver: mpsc::Receiver<Message>,
+    lazy: Arc<Mutex<Lazy>>,
+    /// Decided states not written yet, newest per task.
+    decided: BTreeMap<String, Stamped>,
 }
 
 impl Writer {
-    fn new(store: Arc<StateStore>) -> Writer {
-        Writer {
-            store,
-            lazy: BTreeMap::new(),
-            lazy_since: None,
-            decided: BTreeMap::new(),
-        }
-    }
-
-    fn run(mut self, receiver: mpsc::Receiver<Message>) {
+    fn run(mut self) {
         loop {
-            let wait = match self.lazy_since {
+            let since = lock(&self.lazy).since;
+            let wait = match since {
                 Some(since) => LAZY_WRITE.saturating_sub(since.elapsed()),
-                None => Duration::from_secs(3600),
+                None => LAZY_WRITE,
             };
-            match receiver.recv_timeout(wait) {
+            match self.receiver.recv_timeout(wait) {
                 Ok(message) => self.take(message),
-                Err(RecvTimeoutError::Timeout) => self.write_lazy(),
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     self.write_decided();
-                    self.write_lazy();
+                    self.write_lazy(false);
                     return;
                 }
             }
             // Everything already queued joins this round, so a burst costs one directory fsync.
-            while let Ok(message) = receiver.try_recv() {
-                self.take(message);
-            }
+            self.drain();
             self.write_decided();
-            if self
-                .lazy_since
-                .is_some_and(|since| since.elapsed() >= LAZY_WRITE)
-            {
-                self.write_lazy();
+            let due = lock(&self.lazy)
+                .since
+                .is_some_and(|since| since.elapsed() >= LAZY_WRITE);
+            if due {
+                self.write_lazy(true);
             }
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Ok(message) = self.receiver.try_recv() {
+            self.take(message);
         }
     }
 
     fn take(&mut self, message: Message) {
         match message {
-            Message::State {
-                task,
-                state,
-                decided,
-                at,
-            } => {
-                if decided {
-                    self.lazy.remove(&task);
-                    self.decided.insert(task, (state, at));
-                } else if let Some(newest) = self.decided.get_mut(&task) {
-                    // Not written yet: the newer state goes out in the same write.
-                    *newest = (state, at);
-                } else {
-                    self.lazy.insert(task, (state, at));
-                    self.lazy_since.get_or_insert_with(Instant::now);
-                }
+            Message::Decided { task, state } => {
+                self.decided.insert(task, state);
             }
             Message::Barrier { all, done } => {
                 self.write_decided();
                 if all {
-                    self.write_lazy();
+                    self.write_lazy(false);
                 }
                 let _ = done.send(());
             }
@@ -184,16 +200,45 @@ impl Writer {
 
     fn write_decided(&mut self) {
         let states = std::mem::take(&mut self.decided);
-        self.write(states);
+        self.write(&states);
     }
 
-    fn write_lazy(&mut self) {
-        let states = std::mem::take(&mut self.lazy);
-        self.lazy_since = None;
-        self.write(states);
+    /// Writes what is kept lazily, in batches taken from the shared map one at a time (so a
+    /// decided state, which removes the task's lazy one, is never followed by an older lazy
+    /// write); with `serve`, decisions that arrive meanwhile are written (and their barriers
+    /// answered) between two batches.
+    fn write_lazy(&mut self, serve: bool) {
+        let mut left = {
+            let mut lazy = lock(&self.lazy);
+            lazy.since = None;
+            lazy.states.len()
+        };
+        while left > 0 {
+            let batch: BTreeMap<String, Stamped> = {
+                let mut lazy = lock(&self.lazy);
+                let keys: Vec<String> = lazy
+                    .states
+                    .keys()
+                    .take(LAZY_BATCH.min(left))
+                    .cloned()
+                    .collect();
+                keys.into_iter()
+                    .filter_map(|k| lazy.states.remove_entry(&k))
+                    .collect()
+            };
+            if batch.is_empty() {
+                return;
+            }
+            left = left.saturating_sub(batch.len());
+            self.write(&batch);
+            if serve {
+                self.drain();
+                self.write_decided();
+            }
+        }
     }
 
-    fn write(&self, states: BTreeMap<String, (Arc<TaskState>, Timestamp)>) {
+    fn write(&self, states: &BTreeMap<String, Stamped>) {
         let Some(newest) = states.values().map(|(_, at)| *at).max() else {
             return;
         };

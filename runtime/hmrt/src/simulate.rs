@@ -553,21 +553,33 @@ impl Replay<'_> {
         self.settle(queue, index + 1)
     }
 
-    /// Fires, in time order, every timer of every task that runs out before `before`.
+    /// Fires, in time order, every timer of every task that runs out before `before`, as the
+    /// daemon wakes each task's loop. A timer already past when it became due (a hold lifted by
+    /// another task's entry) fires at the time of that entry, as the daemon's does at once.
     fn timers_before(&mut self, index: usize, before: Timestamp) -> Result<(), SimulateError> {
+        let floor = index
+            .checked_sub(1)
+            .map(|i| self.results.entries[i].at)
+            .unwrap_or(Timestamp(0));
+        // A wake that decides nothing is not taken again at the same instant (per task), so
+        // the replay never spins.
+        let mut idle: BTreeMap<String, Timestamp> = BTreeMap::new();
         loop {
             let due = self
                 .engine
                 .task_names()
-                .filter_map(|t| Some((self.engine.next_wake(t)?, t.to_string())))
+                .filter_map(|t| {
+                    let at = self.engine.next_wake(t)?.max(floor);
+                    (idle.get(t) != Some(&at)).then(|| (at, t.to_string()))
+                })
                 .min();
             let Some((at, name)) = due.filter(|(at, _)| *at < before) else {
                 return Ok(());
             };
             let decisions = self.engine.wake(&name, at).map_err(self.refused(index))?;
             if decisions.is_empty() {
-                // A wake that decides nothing would be asked for again: stop rather than spin.
-                return Ok(());
+                idle.insert(name, at);
+                continue;
             }
             self.settle(decisions.into_iter().map(Step::Decision).collect(), index)?;
         }

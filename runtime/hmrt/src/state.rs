@@ -484,30 +484,45 @@ impl StateStore {
         self.write(now, states)
     }
 
+    /// Writes every state it can: one file that cannot be written does not keep the others
+    /// from being written. Returns the first error, after the directory's fsync.
     fn write<'a>(
         &self,
         now: Timestamp,
         states: impl IntoIterator<Item = (&'a str, &'a TaskState)>,
     ) -> Result<(), StateError> {
         let mut wrote = false;
+        let mut first_error = None;
         for (task, state) in states {
-            let path = state_path(&self.dir, task)?;
-            let file = StateFileRef {
-                version: Snapshot::VERSION,
-                task,
-                saved_at: now,
-                state,
-            };
-            let bytes = serde_json::to_vec_pretty(&file).map_err(|e| StateError::Io {
-                path: path.clone(),
-                what: "serialise",
-                source: io::Error::other(e),
-            })?;
-            let name = format!("{task}{STATE_SUFFIX}");
-            write_atomic(&self.dir, &name, &format!(".{name}{TEMP_SUFFIX}"), &bytes)?;
-            wrote = true;
+            match self.write_one(now, task, state) {
+                Ok(()) => wrote = true,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        if wrote { sync_dir(&self.dir) } else { Ok(()) }
+        let synced = if wrote { sync_dir(&self.dir) } else { Ok(()) };
+        match first_error {
+            Some(e) => Err(e),
+            None => synced,
+        }
+    }
+
+    fn write_one(&self, now: Timestamp, task: &str, state: &TaskState) -> Result<(), StateError> {
+        let path = state_path(&self.dir, task)?;
+        let file = StateFileRef {
+            version: Snapshot::VERSION,
+            task,
+            saved_at: now,
+            state,
+        };
+        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| StateError::Io {
+            path: path.clone(),
+            what: "serialise",
+            source: io::Error::other(e),
+        })?;
+        let name = format!("{task}{STATE_SUFFIX}");
+        write_atomic(&self.dir, &name, &format!(".{name}{TEMP_SUFFIX}"), &bytes)
     }
 
     /// Whether a person asked to re-arm `task` (a `<task>.rearm` file exists).

@@ -82,15 +82,16 @@ impl Status {
     }
 }
 
+// `pad`, not `write_str`: a table that writes `{:9}` gets its columns.
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -137,5 +138,17 @@ impl FromStr for State {
                 expected: "unknown, healthy, degraded, unhealthy, restarting, failed",
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fill_a_column() {
+        assert_eq!(format!("[{:9}]", Status::Healthy), "[healthy  ]");
+        assert_eq!(format!("[{:>10}]", State::Failed), "[    failed]");
+        assert_eq!(Status::Unknown.to_string(), "unknown");
     }
 }

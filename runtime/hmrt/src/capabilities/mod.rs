@@ -113,9 +113,10 @@ pub(crate) struct CallContext {
 }
 
 impl CallContext {
-    /// Records and logs a call outside the grants and returns the error the guest gets.
+    /// Records a call outside the grants (published with the call's outcome as
+    /// [`crate::events::Event::CallDenied`], which the log and the counters read) and returns
+    /// the error the guest gets.
     pub(crate) fn deny(&mut self, capability: Capability, asked: String) -> HostError {
-        tracing::warn!(task = %self.task, %capability, %asked, "call denied: not in the task's grants");
         let message = format!(
             "{capability} {asked} is not granted to task \"{}\"",
             self.task

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::report::{self, CheckReport};
 use super::{load_config, setup};
 use crate::clock::{Clock, SystemClock};
-use crate::events::{Event, Events};
+use crate::events::{Event, Events, LogSubscriber};
 use crate::sandbox::Status;
 use crate::tasks::{Bound, bind};
 
@@ -37,7 +37,7 @@ pub(super) async fn check(file: &Path, only: Option<&str>, json: bool) -> anyhow
             return Ok(ExitCode::from(CANNOT_CHECK));
         }
     };
-    let findings = crate::validate::validate(&config, &sandbox, &registry).await;
+    let findings = crate::validate::validate_tasks(&config, &sandbox, &registry, only).await;
     if !findings.config.is_empty() {
         for finding in &findings.config {
             eprintln!("{finding}");
@@ -64,7 +64,7 @@ pub(super) async fn check(file: &Path, only: Option<&str>, json: bool) -> anyhow
         return Ok(ExitCode::from(CANNOT_CHECK));
     }
     let report = Arc::new(CheckReport::default());
-    let events = Events::new(vec![report.clone()]);
+    let events = Events::new(vec![report.clone(), Arc::new(LogSubscriber::new())]);
     let clock = SystemClock;
     let mut running = tokio::task::JoinSet::new();
     for task in selected.iter().cloned() {

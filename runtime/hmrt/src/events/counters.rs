@@ -1,5 +1,5 @@
 //! Counts of what happened since start: checks by status, actions by outcome, denied calls by
-//! capability. The Prometheus endpoint reads these; so do tests.
+//! capability: what a metrics endpoint serves (tests read them today).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -89,7 +89,7 @@ impl Subscriber for LogSubscriber {
             }
             Event::Policy { task, decision } => tracing::info!(task = %task, "{decision}"),
             Event::CallDenied { task, denial } => {
-                tracing::debug!(task = %task, capability = %denial.capability, asked = %denial.asked, "denied")
+                tracing::warn!(task = %task, capability = %denial.capability, asked = %denial.asked, "call denied: not in the task's grants")
             }
             Event::PluginFailed { problem } => tracing::error!("plugin not loaded: {problem}"),
             Event::TaskState { .. } => {}
