@@ -1,7 +1,8 @@
 //! The host capabilities a plugin can call, one module each. Every module checks the task's
 //! grants at exactly one place, before it touches anything, and answers a call outside them
-//! with `host-error::denied` through [`CallContext::deny`]: logged with the task's name,
-//! counted, and never a trap.
+//! with `host-error::denied` through `CallContext::deny`: published with the call's outcome as
+//! a [`crate::events::Event::CallDenied`] naming the task (the log and the counters read it),
+//! and never a trap.
 
 mod exec;
 mod http;
