@@ -207,13 +207,18 @@ async fn task_loop(shared: Arc<Shared>, task: BoundTask, mut stop: watch::Receiv
     // timers and this loop must never spin on an instant that is already past.
     let mut idle_wake: Option<Timestamp> = None;
     let woken = shared.wakers.get(&name).cloned().unwrap_or_default();
+    // The time of the last call into the policy about this task (or when a call about another
+    // task moved its timers): a timer that ran out before it is decided at this time, one that
+    // ran out after it at its own instant. `hmrt simulate` applies the same rule (the time of
+    // the last entry replayed), so the two agree to the millisecond.
+    let mut floor = shared.clock.now();
     loop {
-        let looked_at = shared.clock.now();
-        if slot > looked_at.plus(interval) {
+        let now = shared.clock.now();
+        if slot > now.plus(interval) {
             // The wall clock was set back: start the rhythm again from now rather than wait
             // for a slot that lies that far ahead.
-            slot = looked_at;
-            due = looked_at;
+            slot = now;
+            due = now;
         }
         let wake = shared
             .engine()
@@ -222,7 +227,10 @@ async fn task_loop(shared: Arc<Shared>, task: BoundTask, mut stop: watch::Receiv
         let until = wake.map_or(due, |w| w.min(due));
         tokio::select! {
             _ = shared.clock.sleep_until(until) => {}
-            _ = woken.notified() => continue,
+            _ = woken.notified() => {
+                floor = floor.max(shared.clock.now());
+                continue;
+            }
             _ = stop.changed() => return,
         }
         if *stop.borrow() {
@@ -230,26 +238,29 @@ async fn task_loop(shared: Arc<Shared>, task: BoundTask, mut stop: watch::Receiv
         }
         if shared.store.rearm_requested(&name) {
             rearm_on_request(&shared, &name).await;
+            floor = floor.max(shared.clock.now());
         }
         let now = shared.clock.now();
-        if now >= due {
-            run_check(&shared, &task).await;
-            idle_wake = None;
-            slot = next_check(slot, interval, shared.clock.now());
-            due = slot.plus(jitter(per_run_jitter));
-        } else if let Some(wake) = wake
-            && now >= wake
-        {
-            // A timer that ran out while the loop slept is stamped at its own instant, as
-            // `hmrt simulate` replays it; one that was already past when the loop looked (it
-            // ran out while hmrt was down, or a call about another task made it due) counts now.
-            let at = if wake >= looked_at { wake } else { now };
-            let decisions = checked(&name, shared.engine().wake(&name, at));
-            if decisions.is_empty() {
-                idle_wake = Some(wake);
+        match wake {
+            // In time order: a timer that ran out before the check is due goes first, even
+            // when the loop wakes late for both.
+            Some(wake) if now >= wake && wake <= due => {
+                let at = wake.max(floor);
+                let decisions = checked(&name, shared.engine().wake(&name, at));
+                if decisions.is_empty() {
+                    idle_wake = Some(wake);
+                }
+                floor = at;
+                let (status, message) = last_result(&shared, &name);
+                carry_out(&shared, &task, decisions, status, &message).await;
             }
-            let (status, message) = last_result(&shared, &name);
-            carry_out(&shared, &task, decisions, status, &message).await;
+            _ if now >= due => {
+                floor = run_check(&shared, &task).await;
+                idle_wake = None;
+                slot = next_check(slot, interval, shared.clock.now());
+                due = slot.plus(jitter(per_run_jitter));
+            }
+            _ => {}
         }
     }
 }
@@ -264,9 +275,11 @@ fn last_result(shared: &Shared, task: &str) -> (Status, String) {
     }
 }
 
-/// One check, then whatever the policy decides.
-async fn run_check(shared: &Arc<Shared>, task: &BoundTask) {
+/// One check, then whatever the policy decides. The result counts at the time the check
+/// started (what it says held then), which it returns.
+async fn run_check(shared: &Arc<Shared>, task: &BoundTask) -> Timestamp {
     let name = task.name();
+    let started = shared.clock.now();
     let (status, message) = match &task.check {
         Bound::Broken(reason) => {
             shared.emit(Event::CheckFinished {
@@ -286,10 +299,9 @@ async fn run_check(shared: &Arc<Shared>, task: &BoundTask) {
             (outcome.status(), outcome.message())
         }
     };
-    let decisions = shared
-        .engine()
-        .observe(name, shared.clock.now(), status, &message);
+    let decisions = shared.engine().observe(name, started, status, &message);
     carry_out(shared, task, checked(name, decisions), status, &message).await;
+    started
 }
 
 /// Publishes a call's decisions and carries out the actions they ask for; then the same for
