@@ -45,6 +45,11 @@
 //! # Rules
 //!
 //! - Times never go backwards; entries at the same time are taken in file order.
+//! - Timers run out between entries, as the daemon's do between checks: before each entry,
+//!   every backoff, start period, `rearm_after` and flapping hold that runs out before its time
+//!   is applied, in time order, at its own instant, or at the time of the entry before if it
+//!   became due only then (a hold another task's entry lifted). A check result counts at the
+//!   time its check started, which is the time `hmrt history` exports.
 //! - When the engine asks for an action, the outcome is the next entry for that task if that
 //!   entry is `action-ok`/`action-error` (at that entry's time: when the action finished).
 //!   Otherwise (the next entry for the task is a check, or there is none) the action is assumed
