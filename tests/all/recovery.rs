@@ -117,16 +117,18 @@ async fn a_failed_task_is_rearmed_after_rearm_after_and_by_a_person() {
     let file = ws.path().join("tasks.toml");
     let file = file.to_str().expect("utf-8").to_string();
     let state_dir = config.runtime.state_dir.clone();
-    let daemon = RunningDaemon::start(config).await;
+    // On the manual clock: rearm_after and the quiet window run out exactly, in no real time.
+    let daemon = RunningDaemon::start_manual(config).await;
+    let clock = daemon.manual.clone().expect("a manual clock");
 
     // broken: two restarts, failed, re-armed by rearm_after, and the restarts resume.
     let (failed_at, _) = daemon
-        .wait_for(Duration::from_secs(20), "broken failed", |e| {
+        .advance_until(Duration::from_secs(60), "broken failed", |e| {
             transition(e, "broken", "failed", daemon.started)
         })
         .await;
     let (rearmed_at, _) = daemon
-        .wait_for(
+        .advance_until(
             Duration::from_secs(10),
             "broken re-armed by rearm_after",
             |e| {
@@ -137,12 +139,13 @@ async fn a_failed_task_is_rearmed_after_rearm_after_and_by_a_person() {
         )
         .await;
     let waited = since(rearmed_at, failed_at);
-    assert!(
-        waited >= Duration::from_millis(1900) && waited <= Duration::from_millis(3500),
-        "re-armed {waited:?} after failing; rearm_after is 2 s (+ one 250 ms interval)"
+    assert_eq!(
+        waited,
+        Duration::from_secs(2),
+        "re-armed when rearm_after ran out"
     );
     let (resumed_at, attempt) = daemon
-        .wait_for(Duration::from_secs(10), "a restart after the re-arm", |e| {
+        .advance_until(Duration::from_secs(10), "a restart after the re-arm", |e| {
             starts(e, "broken").get(2).copied()
         })
         .await;
@@ -160,15 +163,13 @@ async fn a_failed_task_is_rearmed_after_rearm_after_and_by_a_person() {
     );
 
     // stuck: one restart, failed, and without rearm_after it stays failed...
-    let (stuck_failed_at, _) = daemon
-        .wait_for(Duration::from_secs(20), "stuck failed", |e| {
+    daemon
+        .advance_until(Duration::from_secs(20), "stuck failed", |e| {
             transition(e, "stuck", "failed", daemon.started)
         })
         .await;
-    let wait_past = stuck_failed_at + Duration::from_millis(2500);
-    if let Ok(left) = wait_past.duration_since(SystemTime::now()) {
-        tokio::time::sleep(left).await;
-    }
+    // A quiet window of 2.5 s on the clock, longer than broken's rearm_after.
+    daemon.advance(Duration::from_millis(2500)).await;
     let events = daemon.events();
     assert_eq!(starts(&events, "stuck").len(), 1, "no restart while failed");
     assert!(
@@ -180,9 +181,19 @@ async fn a_failed_task_is_rearmed_after_rearm_after_and_by_a_person() {
     let on_disk = state_of(&state_dir, "stuck").expect("stuck's state file");
     assert_eq!(on_disk.state.state(), State::Failed);
 
-    // ...until a person re-arms it; the running daemon takes the request at the next check.
-    let asked = SystemTime::now();
-    let (code, stdout, stderr) = blocking(|| hmrt(&["rearm", &file, "--task", "stuck"]));
+    // ...until a person re-arms it; the running daemon takes the request at the next check
+    // (the clock moves on while `hmrt rearm` waits for that).
+    let asked = crate::support::system_time(hmrt::clock::Clock::now(&*clock));
+    let cli = {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || hmrt(&["rearm", &file, "--task", "stuck"]))
+    };
+    daemon
+        .advance_until(Duration::from_secs(60), "the re-arm request taken", |_| {
+            cli.is_finished().then_some(())
+        })
+        .await;
+    let (code, stdout, stderr) = cli.await.expect("hmrt rearm");
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
         stdout.contains("re-armed stuck") && stdout.contains("took the request"),
@@ -193,7 +204,7 @@ async fn a_failed_task_is_rearmed_after_rearm_after_and_by_a_person() {
         "the daemon consumed the request"
     );
     let (_, by_person) = daemon
-        .wait_for(Duration::from_secs(5), "stuck re-armed by a person", |e| {
+        .advance_until(Duration::from_secs(5), "stuck re-armed by a person", |e| {
             policy(e, "stuck")
                 .into_iter()
                 .find(|(at, what)| *at >= asked && what == "re-armed by a person")
@@ -201,7 +212,7 @@ async fn a_failed_task_is_rearmed_after_rearm_after_and_by_a_person() {
         .await;
     assert_eq!(by_person, "re-armed by a person");
     let (_, attempt) = daemon
-        .wait_for(
+        .advance_until(
             Duration::from_secs(10),
             "a restart after the person's re-arm",
             |e| starts(e, "stuck").get(1).copied(),
