@@ -39,15 +39,65 @@ pub(super) fn closest<'c>(
         .map(|(_, c)| c)
 }
 
+fn as_str<'v>(value: &'v DeValue<'_>) -> Option<&'v str> {
+    match value {
+        DeValue::String(s) => Some(s.as_ref()),
+        _ => None,
+    }
+}
+
+pub(super) fn nonempty(s: &str) -> Result<String, String> {
+    match s.trim().is_empty() {
+        true => Err("must not be empty".to_string()),
+        false => Ok(s.to_string()),
+    }
+}
+
 impl Parser<'_> {
     pub(super) fn type_error(&mut self, value: &Value<'_>, scope: &Scope, key: &str, want: &str) {
         let found = kind(value.get_ref());
-        self.error(
-            &value.span(),
-            scope,
+        let message = format!("expected {want}, found {found}");
+        self.error(&value.span(), scope, key, message);
+    }
+
+    /// `at`'s value, or its error recorded at the value's span.
+    pub(super) fn ok<T>(
+        &mut self,
+        at: At<Result<T, String>>,
+        scope: &Scope,
+        key: &str,
+    ) -> Option<At<T>> {
+        match at.v {
+            Ok(v) => Some(At { v, span: at.span }),
+            Err(message) => {
+                self.error(&at.span, scope, key, message);
+                None
+            }
+        }
+    }
+
+    /// The value of `key` if it is written: `pick` gives `None` for a value of the wrong type
+    /// (reported as not `want`) and `Err` for one it refuses, both reported at the value.
+    fn typed<'t, 'i, T>(
+        &mut self,
+        table: &Table<'t, 'i>,
+        key: &str,
+        want: &str,
+        pick: impl FnOnce(&'t DeValue<'i>) -> Option<Result<T, String>>,
+    ) -> Option<At<T>> {
+        let value = table.get(key)?;
+        let Some(v) = pick(value.get_ref()) else {
+            self.type_error(value, &table.scope, key, want);
+            return None;
+        };
+        self.ok(
+            At {
+                v,
+                span: value.span(),
+            },
+            &table.scope,
             key,
-            format!("expected {want}, found {found}"),
-        );
+        )
     }
 
     /// Reports every key of `table` not in `allowed`, with the allowed key it is probably a
@@ -77,32 +127,22 @@ impl Parser<'_> {
         table: &Table<'t, 'i>,
         key: &str,
     ) -> Option<Table<'t, 'i>> {
-        let value = table.get(key)?;
-        match value.get_ref() {
-            DeValue::Table(map) => Some(Table {
-                map,
-                span: value.span(),
-                scope: table.scope.child(key),
-            }),
-            _ => {
-                self.type_error(value, &table.scope, key, "a table");
-                None
-            }
-        }
+        let map = self.typed(table, key, "a table", |v| match v {
+            DeValue::Table(map) => Some(Ok(map)),
+            _ => None,
+        })?;
+        let scope = table.scope.child(key);
+        Some(Table {
+            map: map.v,
+            span: map.span,
+            scope,
+        })
     }
 
     pub(super) fn string(&mut self, table: &Table<'_, '_>, key: &str) -> Option<At<String>> {
-        let value = table.get(key)?;
-        match value.get_ref() {
-            DeValue::String(s) => Some(At {
-                v: s.to_string(),
-                span: value.span(),
-            }),
-            _ => {
-                self.type_error(value, &table.scope, key, "a string");
-                None
-            }
-        }
+        self.typed(table, key, "a string", |v| {
+            as_str(v).map(|s| Ok(s.to_string()))
+        })
     }
 
     pub(super) fn nonempty_string(
@@ -110,12 +150,7 @@ impl Parser<'_> {
         table: &Table<'_, '_>,
         key: &str,
     ) -> Option<At<String>> {
-        let s = self.string(table, key)?;
-        if s.v.trim().is_empty() {
-            self.error(&s.span, &table.scope, key, "must not be empty");
-            return None;
-        }
-        Some(s)
+        self.typed(table, key, "a string", |v| as_str(v).map(nonempty))
     }
 
     pub(super) fn required_string(
@@ -138,43 +173,34 @@ impl Parser<'_> {
         min: u32,
         max: u32,
     ) -> Option<At<u32>> {
-        let value = table.get(key)?;
-        let DeValue::Integer(int) = value.get_ref() else {
-            self.type_error(value, &table.scope, key, "an integer");
-            return None;
-        };
-        let span = value.span();
-        let message = match i64::from_str_radix(int.as_str(), int.radix()) {
-            Ok(n) if n < i64::from(min) => format!("must be at least {min} (found {n})"),
-            Ok(n) if n > i64::from(max) => format!("must be at most {max} (found {n})"),
-            Ok(n) => return u32::try_from(n).ok().map(|v| At { v, span }),
-            Err(_) => format!("must be at most {max}"),
-        };
-        self.error(&span, &table.scope, key, message);
-        None
+        self.typed(table, key, "an integer", |v| {
+            let DeValue::Integer(int) = v else {
+                return None;
+            };
+            Some(match i64::from_str_radix(int.as_str(), int.radix()) {
+                Ok(n) if n < i64::from(min) => Err(format!("must be at least {min} (found {n})")),
+                Ok(n) if n > i64::from(max) => Err(format!("must be at most {max} (found {n})")),
+                Ok(n) => u32::try_from(n).map_err(|e| e.to_string()),
+                Err(_) => Err(format!("must be at most {max}")),
+            })
+        })
     }
 
     /// A number (a TOML float, or an integer where a whole number is meant) that is finite.
     pub(super) fn float(&mut self, table: &Table<'_, '_>, key: &str) -> Option<At<f64>> {
-        let value = table.get(key)?;
-        let span = value.span();
-        let parsed = match value.get_ref() {
-            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
-            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                .ok()
-                .map(|n| n as f64),
-            _ => {
-                self.type_error(value, &table.scope, key, "a number");
-                return None;
-            }
-        };
-        match parsed {
-            Some(v) if v.is_finite() => Some(At { v, span }),
-            _ => {
-                self.error(&span, &table.scope, key, "must be a finite number");
-                None
-            }
-        }
+        self.typed(table, key, "a number", |v| {
+            let n = match v {
+                DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+                DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                    .ok()
+                    .map(|n| n as f64),
+                _ => return None,
+            };
+            Some(
+                n.filter(|n| n.is_finite())
+                    .ok_or_else(|| "must be a finite number".to_string()),
+            )
+        })
     }
 
     /// A duration in hmrt's one grammar, which also bounds it (at a year): a config cannot hand
@@ -186,46 +212,38 @@ impl Parser<'_> {
         key: &str,
         nonzero: bool,
     ) -> Option<At<Duration>> {
-        let value = table.get(key)?;
-        let DeValue::String(text) = value.get_ref() else {
-            self.type_error(value, &table.scope, key, "a duration string such as \"5s\"");
-            return None;
-        };
-        let span = value.span();
-        let message = match duration::parse(text) {
-            Ok(d) if d.is_zero() && nonzero => format!("must be longer than 0 (found {text:?})"),
-            Ok(v) => return Some(At { v, span }),
-            Err(e) => e.to_string(),
-        };
-        self.error(&span, &table.scope, key, message);
-        None
+        self.typed(table, key, "a duration string such as \"5s\"", |v| {
+            let text = as_str(v)?;
+            Some(match duration::parse(text) {
+                Ok(d) if d.is_zero() && nonzero => {
+                    Err(format!("must be longer than 0 (found {text:?})"))
+                }
+                d => d.map_err(|e| e.to_string()),
+            })
+        })
     }
 
     /// A memory size: a size string or a plain number of bytes, larger than 0.
     pub(super) fn memory(&mut self, table: &Table<'_, '_>, key: &str) -> Option<At<u64>> {
-        let value = table.get(key)?;
-        let span = value.span();
-        let size = match value.get_ref() {
-            DeValue::String(text) => parse_size(text),
-            DeValue::Integer(int) => u64::from_str_radix(int.as_str(), int.radix()).map_err(|_| {
-                format!(
-                    "invalid size {}: must be a positive number of bytes",
-                    int.as_str()
-                )
-            }),
-            _ => {
-                let want = "a size such as \"64MiB\" or a number of bytes";
-                self.type_error(value, &table.scope, key, want);
-                return None;
-            }
-        };
-        let message = match size {
-            Ok(0) => "must be larger than 0".to_string(),
-            Ok(v) => return Some(At { v, span }),
-            Err(message) => message,
-        };
-        self.error(&span, &table.scope, key, message);
-        None
+        let want = "a size such as \"64MiB\" or a number of bytes";
+        self.typed(table, key, want, |v| {
+            let size = match v {
+                DeValue::String(text) => parse_size(text),
+                DeValue::Integer(int) => {
+                    u64::from_str_radix(int.as_str(), int.radix()).map_err(|_| {
+                        format!(
+                            "invalid size {}: must be a positive number of bytes",
+                            int.as_str()
+                        )
+                    })
+                }
+                _ => return None,
+            };
+            Some(match size {
+                Ok(0) => Err("must be larger than 0".to_string()),
+                size => size,
+            })
+        })
     }
 
     /// An array of strings; each element with its index (so an error at one element does not
@@ -235,29 +253,26 @@ impl Parser<'_> {
         table: &Table<'_, '_>,
         key: &str,
     ) -> Vec<(usize, At<String>)> {
-        let Some(value) = table.get(key) else {
-            return Vec::new();
-        };
-        let DeValue::Array(items) = value.get_ref() else {
-            self.type_error(value, &table.scope, key, "an array of strings");
+        let want = "an array of strings";
+        let Some(items) = self.typed(table, key, want, |v| match v {
+            DeValue::Array(items) => Some(Ok(items)),
+            _ => None,
+        }) else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in items.v.iter().enumerate() {
             let item_key = format!("{key}[{i}]");
-            match item.get_ref() {
-                DeValue::String(s) if s.trim().is_empty() => {
-                    self.error(&item.span(), &table.scope, &item_key, "must not be empty");
-                }
-                DeValue::String(s) => out.push((
-                    i,
-                    At {
-                        v: s.to_string(),
-                        span: item.span(),
-                    },
-                )),
-                _ => self.type_error(item, &table.scope, &item_key, "a string"),
+            let Some(v) = as_str(item.get_ref()) else {
+                self.type_error(item, &table.scope, &item_key, "a string");
+                continue;
+            };
+            let at = At {
+                v,
+                span: item.span(),
             }
+            .map(nonempty);
+            out.extend(self.ok(at, &table.scope, &item_key).map(|s| (i, s)));
         }
         out
     }
@@ -266,11 +281,7 @@ impl Parser<'_> {
     pub(super) fn path(&mut self, table: &Table<'_, '_>, key: &str, default: &str) -> PathBuf {
         let written = self.nonempty_string(table, key);
         let path = written.map_or_else(|| PathBuf::from(default), |s| PathBuf::from(s.v));
-        if path.is_absolute() {
-            path
-        } else {
-            self.dir.join(path)
-        }
+        self.dir.join(path)
     }
 }
 
