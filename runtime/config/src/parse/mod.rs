@@ -3,15 +3,6 @@
 //! It reads toml's span-carrying document tree (`DeTable`) by hand rather than deriving serde
 //! structs: serde stops at the first unknown key or wrong type, while this walk records every
 //! problem, each at its own key and span, and goes on.
-//!
-//! - `read`: one reader per kind of value (string, count, duration, size, ...), each reporting at
-//!   the value's own span, and the unknown-key check with its "did you mean".
-//! - `settings`: the settings a task and `[defaults]` share, as one table of key, type and target,
-//!   from which they are both read and resolved.
-//! - `task`: the keys only a `[[task]]` has: name, program, check, config, grants, on_failure.
-//! - `resolve`: what needs every task at once: duplicate names, dependencies, defaults.
-//!
-//! This file holds the walker's state and the sections that are not tasks.
 
 mod read;
 mod resolve;
@@ -75,27 +66,13 @@ pub(crate) fn parse(
 
 /// Where an error is reported: the task it belongs to (if any) and the key path of the table
 /// being read, relative to the task.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Scope {
     task: Option<String>,
     prefix: String,
 }
 
 impl Scope {
-    fn root() -> Scope {
-        Scope {
-            task: None,
-            prefix: String::new(),
-        }
-    }
-
-    fn task(name: &str) -> Scope {
-        Scope {
-            task: Some(name.to_string()),
-            prefix: String::new(),
-        }
-    }
-
     fn key(&self, key: &str) -> String {
         match (self.prefix.is_empty(), key.is_empty()) {
             (true, _) => key.to_string(),
@@ -113,14 +90,14 @@ impl Scope {
 }
 
 /// A table being read, with its span and scope.
-struct Table<'t, 'i> {
-    map: &'t DeTable<'i>,
+struct Table<'t> {
+    map: &'t DeTable<'t>,
     span: Span,
     scope: Scope,
 }
 
-impl<'t, 'i> Table<'t, 'i> {
-    fn get(&self, key: &str) -> Option<&'t Value<'i>> {
+impl<'t> Table<'t> {
+    fn get(&self, key: &str) -> Option<&'t Value<'t>> {
         self.map.get(key)
     }
 }
@@ -133,11 +110,12 @@ struct At<T> {
 }
 
 impl<T> At<T> {
+    fn new(v: T, span: Span) -> At<T> {
+        At { v, span }
+    }
+
     fn map<U>(self, f: impl FnOnce(T) -> U) -> At<U> {
-        At {
-            v: f(self.v),
-            span: self.span,
-        }
+        At::new(f(self.v), self.span)
     }
 }
 
@@ -169,7 +147,7 @@ impl<'a> Parser<'a> {
         let top = Table {
             map: root,
             span: 0..0,
-            scope: Scope::root(),
+            scope: Scope::default(),
         };
         self.check_keys(&top, TOP_KEYS, |key| {
             (key == "tasks").then(|| "unknown key; tasks are written as [[task]]".to_string())
@@ -209,24 +187,19 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn runtime(&mut self, t: &Table<'_, '_>) -> RuntimeConfig {
+    fn runtime(&mut self, t: &Table<'_>) -> RuntimeConfig {
         self.check_keys(t, RUNTIME_KEYS, |_| None);
         let plugins_dir = self.path(t, "plugins_dir", "plugins");
         let state_dir = self.path(t, "state_dir", "state");
         let listen = self.string(t, "listen").and_then(|s| {
-            let addr = s.v.parse::<SocketAddr>();
-            if addr.is_err() {
-                self.error(
-                    &s.span,
-                    &t.scope,
-                    "listen",
+            let addr = s.map(|s| {
+                s.parse::<SocketAddr>().map_err(|_| {
                     format!(
-                        "invalid listen address {:?}: expected ip:port, such as \"127.0.0.1:9187\"",
-                        s.v
-                    ),
-                );
-            }
-            addr.ok()
+                        "invalid listen address {s:?}: expected ip:port, such as \"127.0.0.1:9187\""
+                    )
+                })
+            });
+            self.ok(addr, &t.scope, "listen").map(|a| a.v)
         });
         let max_concurrency = self
             .count(t, "max_concurrency", 1, u32::MAX)
@@ -240,22 +213,18 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn supervisor(&mut self, t: &Table<'_, '_>) -> Option<SupervisorConfig> {
+    fn supervisor(&mut self, t: &Table<'_>) -> Option<SupervisorConfig> {
         self.check_keys(t, SUPERVISOR_KEYS, |_| None);
         let username = self.string(t, "username").map(|s| s.v);
         let password = self.string(t, "password").map(|s| s.v);
         let url = self.required_string(t, "serverurl")?;
-        match parse_serverurl(&url.v) {
-            Ok(serverurl) => Some(SupervisorConfig {
-                serverurl,
-                username,
-                password,
-                location: self.loc(&url.span),
-            }),
-            Err(message) => {
-                self.error(&url.span, &t.scope, "serverurl", message);
-                None
-            }
-        }
+        let url = self.ok(url.map(|u| parse_serverurl(&u)), &t.scope, "serverurl")?;
+        let location = self.loc(&url.span);
+        Some(SupervisorConfig {
+            serverurl: url.v,
+            username,
+            password,
+            location,
+        })
     }
 }

@@ -78,33 +78,26 @@ impl Parser<'_> {
 
     /// The value of `key` if it is written: `pick` gives `None` for a value of the wrong type
     /// (reported as not `want`) and `Err` for one it refuses, both reported at the value.
-    fn typed<'t, 'i, T>(
+    fn typed<'t, T>(
         &mut self,
-        table: &Table<'t, 'i>,
+        table: &Table<'t>,
         key: &str,
         want: &str,
-        pick: impl FnOnce(&'t DeValue<'i>) -> Option<Result<T, String>>,
+        pick: impl FnOnce(&'t DeValue<'t>) -> Option<Result<T, String>>,
     ) -> Option<At<T>> {
         let value = table.get(key)?;
         let Some(v) = pick(value.get_ref()) else {
             self.type_error(value, &table.scope, key, want);
             return None;
         };
-        self.ok(
-            At {
-                v,
-                span: value.span(),
-            },
-            &table.scope,
-            key,
-        )
+        self.ok(At::new(v, value.span()), &table.scope, key)
     }
 
     /// Reports every key of `table` not in `allowed`, with the allowed key it is probably a
     /// typo of; `special` may give a better message for a key that is known but misplaced.
     pub(super) fn check_keys(
         &mut self,
-        table: &Table<'_, '_>,
+        table: &Table<'_>,
         allowed: &[&str],
         special: impl Fn(&str) -> Option<String>,
     ) {
@@ -122,11 +115,7 @@ impl Parser<'_> {
         }
     }
 
-    pub(super) fn table<'t, 'i>(
-        &mut self,
-        table: &Table<'t, 'i>,
-        key: &str,
-    ) -> Option<Table<'t, 'i>> {
+    pub(super) fn table<'t>(&mut self, table: &Table<'t>, key: &str) -> Option<Table<'t>> {
         let map = self.typed(table, key, "a table", |v| match v {
             DeValue::Table(map) => Some(Ok(map)),
             _ => None,
@@ -139,25 +128,17 @@ impl Parser<'_> {
         })
     }
 
-    pub(super) fn string(&mut self, table: &Table<'_, '_>, key: &str) -> Option<At<String>> {
+    pub(super) fn string(&mut self, table: &Table<'_>, key: &str) -> Option<At<String>> {
         self.typed(table, key, "a string", |v| {
             as_str(v).map(|s| Ok(s.to_string()))
         })
     }
 
-    pub(super) fn nonempty_string(
-        &mut self,
-        table: &Table<'_, '_>,
-        key: &str,
-    ) -> Option<At<String>> {
+    pub(super) fn nonempty_string(&mut self, table: &Table<'_>, key: &str) -> Option<At<String>> {
         self.typed(table, key, "a string", |v| as_str(v).map(nonempty))
     }
 
-    pub(super) fn required_string(
-        &mut self,
-        table: &Table<'_, '_>,
-        key: &str,
-    ) -> Option<At<String>> {
+    pub(super) fn required_string(&mut self, table: &Table<'_>, key: &str) -> Option<At<String>> {
         if table.get(key).is_none() {
             self.error(&table.span, &table.scope, key, "missing required key");
             return None;
@@ -168,7 +149,7 @@ impl Parser<'_> {
     /// An integer from `min` to `max`.
     pub(super) fn count(
         &mut self,
-        table: &Table<'_, '_>,
+        table: &Table<'_>,
         key: &str,
         min: u32,
         max: u32,
@@ -187,7 +168,7 @@ impl Parser<'_> {
     }
 
     /// A number (a TOML float, or an integer where a whole number is meant) that is finite.
-    pub(super) fn float(&mut self, table: &Table<'_, '_>, key: &str) -> Option<At<f64>> {
+    pub(super) fn float(&mut self, table: &Table<'_>, key: &str) -> Option<At<f64>> {
         self.typed(table, key, "a number", |v| {
             let n = match v {
                 DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
@@ -208,7 +189,7 @@ impl Parser<'_> {
     /// `nonzero` refuses `"0s"`, for the settings where zero would mean "never" or "always".
     pub(super) fn duration(
         &mut self,
-        table: &Table<'_, '_>,
+        table: &Table<'_>,
         key: &str,
         nonzero: bool,
     ) -> Option<At<Duration>> {
@@ -224,7 +205,7 @@ impl Parser<'_> {
     }
 
     /// A memory size: a size string or a plain number of bytes, larger than 0.
-    pub(super) fn memory(&mut self, table: &Table<'_, '_>, key: &str) -> Option<At<u64>> {
+    pub(super) fn memory(&mut self, table: &Table<'_>, key: &str) -> Option<At<u64>> {
         let want = "a size such as \"64MiB\" or a number of bytes";
         self.typed(table, key, want, |v| {
             let size = match v {
@@ -248,11 +229,7 @@ impl Parser<'_> {
 
     /// An array of strings; each element with its index (so an error at one element does not
     /// shift the others' key paths).
-    pub(super) fn string_list(
-        &mut self,
-        table: &Table<'_, '_>,
-        key: &str,
-    ) -> Vec<(usize, At<String>)> {
+    pub(super) fn string_list(&mut self, table: &Table<'_>, key: &str) -> Vec<(usize, At<String>)> {
         let want = "an array of strings";
         let Some(items) = self.typed(table, key, want, |v| match v {
             DeValue::Array(items) => Some(Ok(items)),
@@ -278,27 +255,9 @@ impl Parser<'_> {
     }
 
     /// A directory: absolute as written, or relative to the config file's directory.
-    pub(super) fn path(&mut self, table: &Table<'_, '_>, key: &str, default: &str) -> PathBuf {
+    pub(super) fn path(&mut self, table: &Table<'_>, key: &str, default: &str) -> PathBuf {
         let written = self.nonempty_string(table, key);
         let path = written.map_or_else(|| PathBuf::from(default), |s| PathBuf::from(s.v));
         self.dir.join(path)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::closest;
-
-    #[test]
-    fn suggestions() {
-        let keys = ["interval", "timeout", "memory", "restart"];
-        assert_eq!(closest("intervall", keys), Some("interval"));
-        // A swap of two neighbours is one edit: two swaps are two edits, not four.
-        assert_eq!(closest("tiemuot", keys), Some("timeout"));
-        assert_eq!(closest("mmeory", keys), Some("memory"));
-        // Too far from anything, or too short to guess from.
-        assert_eq!(closest("zzz", keys), None);
-        assert_eq!(closest("ab", ["a", "b"]), None);
-        assert_eq!(closest("x", std::iter::empty()), None);
     }
 }

