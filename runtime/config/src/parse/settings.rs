@@ -40,130 +40,74 @@ impl Resolved {
     }
 }
 
-/// How a number setting is bounded.
-#[derive(Debug, Clone, Copy)]
-enum NumberRule {
-    /// At least 1: a backoff never shrinks.
-    AtLeastOne,
-    /// From 0 up to, not including, 1.
-    Fraction,
+/// A backoff never shrinks.
+fn at_least_one(v: f64) -> Result<f64, String> {
+    match v < 1.0 {
+        true => Err(format!("must be at least 1 (found {v})")),
+        false => Ok(v),
+    }
 }
 
-impl NumberRule {
-    fn check(self, v: f64) -> Result<(), String> {
-        match self {
-            NumberRule::AtLeastOne if v < 1.0 => Err(format!("must be at least 1 (found {v})")),
-            NumberRule::Fraction if !(0.0..1.0).contains(&v) => {
-                Err(format!("must be at least 0 and less than 1 (found {v})"))
-            }
-            _ => Ok(()),
-        }
+fn fraction(v: f64) -> Result<f64, String> {
+    match (0.0..1.0).contains(&v) {
+        true => Ok(v),
+        false => Err(format!("must be at least 0 and less than 1 (found {v})")),
     }
 }
 
 /// How a setting is written and bounded, and the setter that puts its value in [`Resolved`].
 #[derive(Clone, Copy)]
 enum Target {
-    /// A duration string; `nonzero` refuses `"0s"`.
-    Duration {
-        nonzero: bool,
-        to: fn(&mut Resolved, Duration),
-    },
-    /// An integer from `min` to `max`.
-    Count {
-        min: u32,
-        max: u32,
-        to: fn(&mut Resolved, u32),
-    },
-    /// A finite number within `rule`.
-    Number {
-        rule: NumberRule,
-        to: fn(&mut Resolved, f64),
-    },
+    /// A duration string; `NONZERO` refuses `"0s"`.
+    Duration(bool, fn(&mut Resolved, Duration)),
+    /// An integer from the first bound to the second.
+    Count(u32, u32, fn(&mut Resolved, u32)),
+    /// A finite number the check accepts.
+    Number(fn(f64) -> Result<f64, String>, fn(&mut Resolved, f64)),
     /// A memory size.
-    Size { to: fn(&mut Resolved, u64) },
+    Size(fn(&mut Resolved, u64)),
 }
-
-/// One setting: its key inside a task (`section.key` for the `restart` and `flapping` tables)
-/// and its target.
-struct Setting {
-    key: &'static str,
-    target: Target,
-}
-
-const fn duration(key: &'static str, nonzero: bool, to: fn(&mut Resolved, Duration)) -> Setting {
-    let target = Target::Duration { nonzero, to };
-    Setting { key, target }
-}
-
-const fn count(key: &'static str, min: u32, max: u32, to: fn(&mut Resolved, u32)) -> Setting {
-    let target = Target::Count { min, max, to };
-    Setting { key, target }
-}
-
-const fn number(key: &'static str, rule: NumberRule, to: fn(&mut Resolved, f64)) -> Setting {
-    let target = Target::Number { rule, to };
-    Setting { key, target }
-}
+use Target as T;
 
 /// For a duration where zero would mean "always" or "never": an interval, a window.
 const NONZERO: bool = true;
 const ZERO_OK: bool = false;
 const ANY: u32 = u32::MAX;
 
-/// Every setting a task and `[defaults]` share, in the order "expected one of" lists them. One
-/// row each, so the table reads as one.
+/// Every setting a task and `[defaults]` share, by its key inside a task (`section.key` for the
+/// `restart` and `flapping` tables), in the order "expected one of" lists them.
 #[rustfmt::skip]
-const SETTINGS: &[Setting] = &[
-    duration("interval", NONZERO, |r, d| r.interval = d),
-    duration("timeout", NONZERO, |r, d| r.timeout = d),
-    count("failure_threshold", 1, ANY, |r, n| r.policy.failure_threshold = n),
-    count("success_threshold", 1, ANY, |r, n| r.policy.success_threshold = n),
+const SETTINGS: &[(&str, Target)] = &[
+    ("interval", T::Duration(NONZERO, |r, d| r.interval = d)),
+    ("timeout", T::Duration(NONZERO, |r, d| r.timeout = d)),
+    ("failure_threshold", T::Count(1, ANY, |r, n| r.policy.failure_threshold = n)),
+    ("success_threshold", T::Count(1, ANY, |r, n| r.policy.success_threshold = n)),
     // The policy keeps this many results per task, and so bounds the window.
-    count("failure_window", 1, MAX_FAILURE_WINDOW, |r, n| r.policy.failure_window = Some(n)),
-    Setting { key: "memory", target: Target::Size { to: |r, n| r.memory = n } },
-    duration("start_period", ZERO_OK, |r, d| r.policy.start_period = d),
-    duration("restart.backoff", ZERO_OK, |r, d| r.policy.backoff.initial = d),
-    duration("restart.max_backoff", ZERO_OK, |r, d| r.policy.backoff.max = d),
-    number("restart.factor", NumberRule::AtLeastOne, |r, x| r.policy.backoff.factor = x),
-    number("restart.jitter", NumberRule::Fraction, |r, x| r.policy.backoff.jitter = x),
-    count("restart.max_restarts", 0, ANY, |r, n| r.policy.max_restarts = n),
-    duration("restart.window", NONZERO, |r, d| r.policy.restart_window = d),
-    duration("restart.reset_after", ZERO_OK, |r, d| r.policy.reset_after = d),
-    duration("restart.rearm_after", NONZERO, |r, d| r.policy.rearm_after = Some(d)),
-    count("flapping.changes", 1, ANY, |r, n| r.flapping_changes = Some(n)),
-    duration("flapping.window", NONZERO, |r, d| r.flapping_window = Some(d)),
+    ("failure_window", T::Count(1, MAX_FAILURE_WINDOW, |r, n| r.policy.failure_window = Some(n))),
+    ("memory", T::Size(|r, n| r.memory = n)),
+    ("start_period", T::Duration(ZERO_OK, |r, d| r.policy.start_period = d)),
+    ("restart.backoff", T::Duration(ZERO_OK, |r, d| r.policy.backoff.initial = d)),
+    ("restart.max_backoff", T::Duration(ZERO_OK, |r, d| r.policy.backoff.max = d)),
+    ("restart.factor", T::Number(at_least_one, |r, x| r.policy.backoff.factor = x)),
+    ("restart.jitter", T::Number(fraction, |r, x| r.policy.backoff.jitter = x)),
+    ("restart.max_restarts", T::Count(0, ANY, |r, n| r.policy.max_restarts = n)),
+    ("restart.window", T::Duration(NONZERO, |r, d| r.policy.restart_window = d)),
+    ("restart.reset_after", T::Duration(ZERO_OK, |r, d| r.policy.reset_after = d)),
+    ("restart.rearm_after", T::Duration(NONZERO, |r, d| r.policy.rearm_after = Some(d))),
+    ("flapping.changes", T::Count(1, ANY, |r, n| r.flapping_changes = Some(n))),
+    ("flapping.window", T::Duration(NONZERO, |r, d| r.flapping_window = Some(d))),
 ];
 
-/// A setting's value as read.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum SettingValue {
-    Duration(Duration),
-    Count(u32),
-    Number(f64),
-    Size(u64),
-}
+/// Puts a setting's value, as read, where it goes in [`Resolved`].
+type Setter = Box<dyn Fn(&mut Resolved)>;
 
-impl Target {
-    /// Puts `value` where the setting goes.
-    fn apply(self, r: &mut Resolved, value: SettingValue) {
-        use SettingValue as V;
-        match (self, value) {
-            (Target::Duration { to, .. }, V::Duration(d)) => to(r, d),
-            (Target::Count { to, .. }, V::Count(n)) => to(r, n),
-            (Target::Number { to, .. }, V::Number(x)) => to(r, x),
-            (Target::Size { to }, V::Size(n)) => to(r, n),
-            // Every value is read by its own setting's target (`Parser::setting`), so the types
-            // always agree.
-            _ => {}
-        }
-    }
+fn setter<V: Copy + 'static>(to: fn(&mut Resolved, V), at: At<V>) -> At<Setter> {
+    at.map(|v| Box::new(move |r: &mut Resolved| to(r, v)) as Setter)
 }
 
 /// A setting as written: its value, where, and the key errors name it by.
-#[derive(Debug, Clone)]
 pub(super) struct Val {
-    v: SettingValue,
+    set: Setter,
     span: Span,
     /// Relative to the task, or from the top of the file for `[defaults]`.
     key: String,
@@ -171,7 +115,7 @@ pub(super) struct Val {
 }
 
 /// The settings one table wrote (a task, or `[defaults]`).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct Layer {
     /// By setting key (`"restart.backoff"`).
     values: BTreeMap<&'static str, Val>,
@@ -181,17 +125,11 @@ pub(super) struct Layer {
     written: BTreeSet<&'static str>,
 }
 
-impl Layer {
-    fn written(&self, key: &str) -> bool {
-        self.written.contains(key)
-    }
-}
-
 /// The keys a task or `[defaults]` may hold for settings: plain settings and sections.
 pub(super) fn keys() -> Vec<&'static str> {
     let mut keys = Vec::new();
-    for setting in SETTINGS {
-        let top = setting.key.split_once('.').map_or(setting.key, |(s, _)| s);
+    for (key, _) in SETTINGS {
+        let top = key.split_once('.').map_or(*key, |(s, _)| s);
         if !keys.contains(&top) {
             keys.push(top);
         }
@@ -203,16 +141,16 @@ pub(super) fn keys() -> Vec<&'static str> {
 fn section_keys(section: &str) -> Vec<&'static str> {
     SETTINGS
         .iter()
-        .filter_map(|s| s.key.strip_prefix(section)?.strip_prefix('.'))
+        .filter_map(|(key, _)| key.strip_prefix(section)?.strip_prefix('.'))
         .collect()
 }
 
 /// The task's settings laid over `[defaults]`'s over the built-in ones.
 pub(super) fn resolve(task: &Layer, defaults: &Layer) -> Resolved {
     let mut r = Resolved::builtin();
-    for setting in SETTINGS {
-        if let Some(val) = origin(task, defaults, setting.key) {
-            setting.target.apply(&mut r, val.v);
+    for (key, _) in SETTINGS {
+        if let Some(val) = origin(task, defaults, key) {
+            (val.set)(&mut r);
         }
     }
     r
@@ -236,60 +174,53 @@ impl Parser<'_> {
     pub(super) fn settings(&mut self, t: &Table<'_>, from_defaults: bool) -> Layer {
         let mut layer = Layer::default();
         let mut sections = BTreeMap::new();
-        for setting in SETTINGS {
-            let Some((section, _)) = setting.key.split_once('.') else {
-                continue;
-            };
-            if sections.contains_key(section) {
-                continue;
-            }
-            let table = self.table(t, section);
-            if let Some(table) = &table {
-                self.check_keys(table, &section_keys(section), |_| None);
+        for section in keys() {
+            let inner = section_keys(section);
+            if let Some(table) = (!inner.is_empty())
+                .then(|| self.table(t, section))
+                .flatten()
+            {
+                self.check_keys(&table, &inner, |_| None);
                 let at = (table.span.clone(), table.scope.prefix.clone());
                 layer.sections.insert(section, at);
+                sections.insert(section, table);
             }
-            sections.insert(section, table);
         }
-        for setting in SETTINGS {
-            let (table, key) = match setting.key.split_once('.') {
-                None => (t, setting.key),
+        for &(name, target) in SETTINGS {
+            let (table, key) = match name.split_once('.') {
+                None => (t, name),
                 Some((section, key)) => match sections.get(section) {
-                    Some(Some(table)) => (table, key),
-                    _ => continue,
+                    Some(table) => (table, key),
+                    None => continue,
                 },
             };
             if table.get(key).is_some() {
-                layer.written.insert(setting.key);
+                layer.written.insert(name);
             }
-            if let Some(at) = self.setting(table, key, setting.target) {
+            if let Some(at) = self.setting(table, key, target) {
+                let (span, key) = (at.span, table.scope.key(key));
                 let val = Val {
-                    v: at.v,
-                    span: at.span,
-                    key: table.scope.key(key),
+                    set: at.v,
+                    span,
+                    key,
                     from_defaults,
                 };
-                layer.values.insert(setting.key, val);
+                layer.values.insert(name, val);
             }
         }
         layer
     }
 
     /// Reads one setting the way its target says.
-    fn setting(&mut self, t: &Table<'_>, key: &str, target: Target) -> Option<At<SettingValue>> {
-        use SettingValue as V;
+    fn setting(&mut self, t: &Table<'_>, key: &str, target: Target) -> Option<At<Setter>> {
         Some(match target {
-            Target::Duration { nonzero, .. } => self.duration(t, key, nonzero)?.map(V::Duration),
-            Target::Count { min, max, .. } => self.count(t, key, min, max)?.map(V::Count),
-            Target::Number { rule, .. } => {
+            T::Duration(nonzero, to) => setter(to, self.duration(t, key, nonzero)?),
+            T::Count(min, max, to) => setter(to, self.count(t, key, min, max)?),
+            T::Number(check, to) => {
                 let n = self.float(t, key)?;
-                if let Err(message) = rule.check(n.v) {
-                    self.error(&n.span, &t.scope, key, message);
-                    return None;
-                }
-                n.map(V::Number)
+                setter(to, self.ok(n.map(check), &t.scope, key)?)
             }
-            Target::Size { .. } => self.memory(t, key)?.map(V::Size),
+            T::Size(to) => setter(to, self.memory(t, key)?),
         })
     }
 
@@ -412,7 +343,7 @@ impl Parser<'_> {
         for field in ["changes", "window"] {
             // A key written with a bad value is reported as such, not as missing too.
             let key = format!("flapping.{field}");
-            if !(task.written(&key) || defaults.written(&key)) {
+            if !(task.written.contains(key.as_str()) || defaults.written.contains(key.as_str())) {
                 let message = "missing required key (flapping needs both changes and window)";
                 self.error(&span, &scope, &format!("{prefix}.{field}"), message);
             }
