@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use hmrt_policy::{ConfigError as DependencyError, PolicyConfig, check_dependencies};
 
-use super::Parser;
 use super::read::closest;
 use super::settings::{self, Layer, Pass};
 use super::task::RawTask;
+use super::{At, Parser};
 use crate::{ConfigError, Location, TaskConfig};
 
 impl Parser<'_> {
@@ -31,11 +31,7 @@ impl Parser<'_> {
                 continue;
             };
             let mut policy = r.policy;
-            for (_, dep) in task.depends_on {
-                if !policy.depends_on.contains(&dep.v) {
-                    policy.depends_on.push(dep.v);
-                }
-            }
+            policy.depends_on = unique_dependencies(&task.depends_on);
             policy.has_action = task.on_failure.is_some();
             if let Err(problem) = policy.validate() {
                 let key = config_key(problem.field);
@@ -90,17 +86,14 @@ impl Parser<'_> {
     fn dependencies(&mut self, raw: &[RawTask], by_name: &HashMap<String, usize>) {
         let mut graph: BTreeMap<String, PolicyConfig> = BTreeMap::new();
         for (name, &i) in by_name {
-            let mut depends_on: Vec<String> = Vec::new();
-            for (_, dep) in &raw[i].depends_on {
-                if !depends_on.contains(&dep.v) {
-                    depends_on.push(dep.v.clone());
-                }
-            }
-            let policy = PolicyConfig {
-                depends_on,
-                ..PolicyConfig::default()
-            };
-            graph.insert(name.clone(), policy);
+            let depends_on = unique_dependencies(&raw[i].depends_on);
+            graph.insert(
+                name.clone(),
+                PolicyConfig {
+                    depends_on,
+                    ..PolicyConfig::default()
+                },
+            );
         }
         loop {
             let (task, dependency, message) = match check_dependencies(&graph) {
@@ -151,21 +144,29 @@ fn unknown_task(name: &str, by_name: &HashMap<String, usize>) -> String {
     }
 }
 
+/// The names a task depends on, each once.
+fn unique_dependencies(depends_on: &[(usize, At<String>)]) -> Vec<String> {
+    let mut names: Vec<String> = depends_on.iter().map(|(_, d)| d.v.clone()).collect();
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    names
+}
+
 /// The config key of a `PolicyConfig` field, as `ConfigProblem` names it.
 fn config_key(field: &str) -> String {
-    match field {
-        "backoff.initial" => "restart.backoff".to_string(),
-        "backoff.max" => "restart.max_backoff".to_string(),
-        "restart_window" => "restart.window".to_string(),
-        "flapping.max_changes" => "flapping.changes".to_string(),
-        _ => match field.strip_prefix("backoff.") {
-            Some(rest) => format!("restart.{rest}"),
-            None if matches!(field, "max_restarts" | "reset_after" | "rearm_after") => {
-                format!("restart.{field}")
-            }
-            None => field.to_string(),
-        },
-    }
+    let key = match field {
+        "backoff.initial" => "restart.backoff",
+        "backoff.max" => "restart.max_backoff",
+        "restart_window" => "restart.window",
+        "flapping.max_changes" => "flapping.changes",
+        "max_restarts" | "reset_after" | "rearm_after" => return format!("restart.{field}"),
+        _ => {
+            return field
+                .strip_prefix("backoff.")
+                .map_or(field.to_string(), |f| format!("restart.{f}"));
+        }
+    };
+    key.to_string()
 }
 
 #[cfg(test)]

@@ -228,18 +228,19 @@ impl Parser<'_> {
                 }
             },
             DeValue::Float(f) => {
-                let number = f.as_str().parse::<f64>().ok();
-                match number.and_then(serde_json::Number::from_f64) {
-                    Some(n) => J::Number(n),
-                    None => {
-                        let message = format!(
-                            "{} cannot be passed to a plugin (JSON has no inf or nan)",
-                            f.as_str()
-                        );
-                        self.error(&span, scope, key, message);
-                        J::Null
-                    }
-                }
+                let n = f
+                    .as_str()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64);
+                let message = || {
+                    format!(
+                        "{} cannot be passed to a plugin (JSON has no inf or nan)",
+                        f.as_str()
+                    )
+                };
+                let n = self.ok(At::new(n.ok_or_else(message), span), scope, key);
+                n.map_or(J::Null, |n| J::Number(n.v))
             }
             DeValue::Boolean(b) => J::Bool(*b),
             DeValue::Datetime(d) => J::String(d.to_string()),
