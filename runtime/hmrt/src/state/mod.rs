@@ -17,9 +17,10 @@
 //! Every write is atomic and durable: a temp file in the same directory (`.<task>.state.json.tmp`),
 //! write, fsync, rename over the old file, fsync the directory. A `kill -9` at any moment leaves
 //! either the old or the new file, never a torn one; a leftover temp file is removed at start.
-//! Writes are serialised by the store ([`StateStore::save_with`]), and each write takes the
-//! states it writes *after* it has the write lock, so a later write never carries older state
-//! than an earlier one.
+//! Writes are serialised by the store. While the daemon runs, one writer does them all: the
+//! state journal ([`crate::journal`]), which writes a task's state at once when a call decided
+//! something and lazily when a check only added a result, always in the engine's order, so a
+//! later write never carries older state than an earlier one.
 //!
 //! # Start
 //!
