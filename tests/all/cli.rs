@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{HttpServer, Workspace, hmrt, hmrt_within};
+use crate::support::{HmrtProcess, HttpServer, Workspace, hmrt, hmrt_within};
 
 fn command_task(name: &str, program: &str, args: &[&str]) -> String {
     let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
@@ -211,38 +211,20 @@ fn a_task_left_unknown_says_why_at_warn_level_once_and_the_others_run() {
             + "interval = \"100ms\"\n"
             + "[[task]]\nname = \"lost\"\ncheck = \"broken\"\ninterval = \"100ms\"\n"),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hmrt"))
-        .args(["run", path.to_str().expect("utf-8")])
-        // warn for everything (what an operator sees at a quiet level), debug for the checks
-        // only, to count them.
-        .env("HMRT_LOG", "warn,hmrt::events=debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start hmrt");
-    let stderr = child.stderr.take().expect("stderr");
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    // warn for everything (what an operator sees at a quiet level), debug for the checks only,
+    // to count them.
+    let mut run = HmrtProcess::start_logging(&path, "warn,hmrt::events=debug");
     let checks_of = |log: &[String], task: &str| {
         log.iter()
             .filter(|l| l.contains("check:") && l.contains(&format!("task={task}")))
             .count()
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut log: Vec<String> = Vec::new();
-    while checks_of(&log, "lost") < 5 || checks_of(&log, "fine") < 5 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines_rx.recv_timeout(left) {
-            Ok(line) => log.push(line),
-            Err(_) => panic!("too few checks:\n{}", log.join("\n")),
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let log = run
+        .wait_until("five checks of each task", Duration::from_secs(20), |log| {
+            checks_of(log, "lost") >= 5 && checks_of(log, "fine") >= 5
+        })
+        .to_vec();
+    run.kill9();
     let text = log.join("\n");
     let warned: Vec<&String> = log
         .iter()

@@ -3,10 +3,7 @@
 //! dependent held while its dependency is down, and durable state across `kill -9` of the real
 //! `hmrt run` process. e2e.rs covers the doubling gaps up to `failed`; this does not repeat it.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use hmrt::events::Event;
@@ -15,7 +12,9 @@ use hmrt_policy::{ActionResult, State, Timestamp};
 use rand::{Rng, SeedableRng};
 
 use crate::support::supervisord::{Program, Supervisord, free_port};
-use crate::support::{RunningDaemon, Workspace, hmrt, of_task, transition};
+use crate::support::{
+    HmrtProcess, RunningDaemon, Workspace, hmrt, never_healthy, of_task, transition,
+};
 
 /// The supervisord harness and the CLI block: keep them off the executor the daemon runs on.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
@@ -54,13 +53,6 @@ fn policy(events: &[(SystemTime, Event)], task: &str) -> Vec<(SystemTime, String
             _ => None,
         })
         .collect()
-}
-
-fn never_healthy(name: &str, port: u16) -> Program {
-    Program::flaky_service(name, port)
-        .arg("--never-healthy")
-        .autorestart(false)
-        .startsecs(0)
 }
 
 /// A task whose http check watches `program` on `port` and restarts it when it fails.
@@ -499,85 +491,6 @@ async fn a_dependent_is_held_while_its_dependency_is_down_and_only_the_dependenc
     assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stderr.contains("is not failed"), "{stderr}");
     daemon.stop().await;
-}
-
-/// `hmrt run FILE` as a process, its stderr lines sent to a channel.
-struct HmrtProcess {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl HmrtProcess {
-    fn start(file: &Path) -> HmrtProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hmrt"))
-            .arg("run")
-            .arg(file)
-            .env("HMRT_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start hmrt");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        HmrtProcess {
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// Waits until a log line contains `text`.
-    fn wait_log(&mut self, text: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.log.iter().any(|l| l.contains(text)) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.log.push(line),
-                Err(_) => panic!("hmrt never logged {text:?}:\n{}", self.log.join("\n")),
-            }
-        }
-    }
-
-    fn drain(&mut self) -> String {
-        while let Ok(line) = self.lines.try_recv() {
-            self.log.push(line);
-        }
-        self.log.join("\n")
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().expect("kill -9 hmrt");
-        self.child.wait().expect("reap hmrt");
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "hmrt did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for HmrtProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// Polls `task`'s state file until `cond` holds; panics with hmrt's log after `timeout`.

@@ -9,14 +9,7 @@ use hmrt::events::Event;
 use hmrt_policy::{DecisionKind, RearmHow, State};
 
 use crate::support::supervisord::{Program, Supervisord, free_port};
-use crate::support::{RunningDaemon, Workspace, of_task};
-
-fn never_healthy(name: &str, port: u16) -> Program {
-    Program::flaky_service(name, port)
-        .arg("--never-healthy")
-        .autorestart(false)
-        .startsecs(0)
-}
+use crate::support::{RunningDaemon, Workspace, never_healthy, of_task};
 
 /// A task watching `name` on `port`, restarted by supervisord.
 fn task(name: &str, port: u16, settings: &str, restart: &str) -> String {

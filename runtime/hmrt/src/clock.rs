@@ -67,10 +67,7 @@ impl ManualClock {
     }
 
     fn sleepers(&self) -> MutexGuard<'_, BTreeMap<u64, Timestamp>> {
-        match self.sleepers.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::sync::lock(&self.sleepers)
     }
 
     /// Moves the clock to `at` (never back) and wakes whoever sleeps until then.

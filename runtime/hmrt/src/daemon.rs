@@ -58,12 +58,7 @@ struct Shared {
 
 impl Shared {
     fn engine(&self) -> MutexGuard<'_, Engine> {
-        // A panic while holding the lock cannot leave the engine half-updated in a way that
-        // matters more than stopping would: keep going with what is there.
-        match self.engine.lock() {
-            Ok(engine) => engine,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::sync::lock(&self.engine)
     }
 
     fn emit(&self, event: Event) {
@@ -282,13 +277,9 @@ async fn run_check(shared: &Arc<Shared>, task: &BoundTask) -> Timestamp {
     let started = shared.clock.now();
     let (status, message) = match &task.check {
         Bound::Broken(reason) => {
-            shared.emit(Event::CheckFinished {
-                task: name.to_string(),
-                status: Status::Unknown,
-                message: reason.clone(),
-                metrics: Vec::new(),
-                elapsed: Duration::ZERO,
-            });
+            shared
+                .events
+                .check_unusable(shared.clock.now(), name, reason);
             (Status::Unknown, reason.clone())
         }
         Bound::Ready(entry) => {

@@ -18,13 +18,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmrt_policy::{TaskState, Timestamp};
 
 use crate::events::{Durable, Event, Subscriber};
 use crate::state::StateStore;
+use crate::sync::lock;
 
 /// The longest a state that decided nothing waits before it is written.
 pub const LAZY_WRITE: Duration = Duration::from_secs(30);
@@ -52,13 +53,6 @@ enum Message {
 struct Lazy {
     states: BTreeMap<String, Stamped>,
     since: Option<Instant>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 /// The state journal subscriber.

@@ -16,6 +16,7 @@ pub mod registry;
 pub mod sandbox;
 pub mod simulate;
 pub mod state;
+mod sync;
 pub mod tasks;
 pub mod text;
 pub mod validate;

@@ -3,6 +3,10 @@
 
 pub use hmrt_test_support::supervisord;
 
+mod process;
+
+pub use process::HmrtProcess;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -71,6 +75,14 @@ pub struct RunningDaemon {
     pub manual: Option<Arc<ManualClock>>,
     /// How many task loops the daemon runs (one sleeper each on a manual clock).
     pub loops: usize,
+}
+
+/// A supervisord program whose `/health` always answers 500, restarted only by hmrt.
+pub fn never_healthy(name: &str, port: u16) -> supervisord::Program {
+    supervisord::Program::flaky_service(name, port)
+        .arg("--never-healthy")
+        .autorestart(false)
+        .startsecs(0)
 }
 
 /// A time as the events carry it, as a `SystemTime`.

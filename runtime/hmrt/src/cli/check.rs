@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::report::{self, CheckReport};
 use super::{load_config, setup};
 use crate::clock::{Clock, SystemClock};
-use crate::events::{Event, Events, LogSubscriber};
+use crate::events::{Events, LogSubscriber};
 use crate::sandbox::Status;
 use crate::tasks::{Bound, bind};
 
@@ -72,16 +72,7 @@ pub(super) async fn check(file: &Path, only: Option<&str>, json: bool) -> anyhow
         let events = events.clone();
         running.spawn(async move {
             match &task.check {
-                Bound::Broken(reason) => events.emit(
-                    clock.now(),
-                    Event::CheckFinished {
-                        task: task.name().to_string(),
-                        status: Status::Unknown,
-                        message: reason.clone(),
-                        metrics: Vec::new(),
-                        elapsed: std::time::Duration::ZERO,
-                    },
-                ),
+                Bound::Broken(reason) => events.check_unusable(clock.now(), task.name(), reason),
                 Bound::Ready(entry) => {
                     let outcome = sandbox.check(&entry.plugin, &task.check_call).await;
                     events.check_finished(clock.now(), task.name(), &outcome);

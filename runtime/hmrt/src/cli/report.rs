@@ -9,6 +9,7 @@ use hmrt_policy::{Status, Timestamp};
 
 use crate::capabilities::Denial;
 use crate::events::{Event, Metric, Subscriber};
+use crate::sync::lock;
 
 /// One task's row.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -32,13 +33,6 @@ pub struct Row {
 pub struct CheckReport {
     rows: Mutex<BTreeMap<String, Row>>,
     denied: Mutex<BTreeMap<String, Vec<Denial>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 impl Subscriber for CheckReport {

@@ -31,10 +31,7 @@ pub struct Counters {
 impl Counters {
     /// The counts so far.
     pub fn counts(&self) -> Counts {
-        match self.counts.lock() {
-            Ok(counts) => counts.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        crate::sync::lock(&self.counts).clone()
     }
 
     /// Denied calls of `capability` so far.
@@ -45,10 +42,7 @@ impl Counters {
 
 impl Subscriber for Counters {
     fn on_event(&self, _at: Timestamp, event: &Event) {
-        let mut counts = match self.counts.lock() {
-            Ok(counts) => counts,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut counts = crate::sync::lock(&self.counts);
         match event {
             Event::CheckFinished { status, .. } => *counts.checks.entry(*status).or_default() += 1,
             Event::ActionFinished { ok: true, .. } => counts.actions_ok += 1,

@@ -23,10 +23,7 @@ impl LogSubscriber {
     }
 
     fn note_status(&self, task: &str, status: Status, message: &str) {
-        let mut unknown = match self.unknown.lock() {
-            Ok(unknown) => unknown,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut unknown = crate::sync::lock(&self.unknown);
         if status != Status::Unknown {
             if unknown.remove(task).is_some() {
                 tracing::info!(task = %task, %status, "the check tells again: {message}");

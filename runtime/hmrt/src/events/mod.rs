@@ -231,6 +231,21 @@ impl Events {
         }
     }
 
+    /// Publishes a check that could not run because its plugin is not usable: `unknown`, with
+    /// why.
+    pub fn check_unusable(&self, at: Timestamp, task: &str, reason: &str) {
+        self.emit(
+            at,
+            Event::CheckFinished {
+                task: task.to_string(),
+                status: Status::Unknown,
+                message: reason.to_string(),
+                metrics: Vec::new(),
+                elapsed: Duration::ZERO,
+            },
+        );
+    }
+
     /// Publishes one check call: each denied call, then the result.
     pub fn check_finished(&self, at: Timestamp, task: &str, outcome: &CheckOutcome) {
         for denial in &outcome.report.denials {

@@ -15,19 +15,13 @@ pub struct Recorder {
 impl Recorder {
     /// Everything recorded so far.
     pub fn events(&self) -> Vec<(Timestamp, Event)> {
-        match self.events.lock() {
-            Ok(events) => events.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        crate::sync::lock(&self.events).clone()
     }
 }
 
 impl Subscriber for Recorder {
     fn on_event(&self, at: Timestamp, event: &Event) {
-        let mut events = match self.events.lock() {
-            Ok(events) => events,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut events = crate::sync::lock(&self.events);
         events.push((at, event.clone()));
     }
 }

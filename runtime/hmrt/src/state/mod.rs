@@ -347,10 +347,7 @@ impl StateStore {
     }
 
     fn write_guard(&self) -> MutexGuard<'_, ()> {
-        match self.writing.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::sync::lock(&self.writing)
     }
 
     /// Reads every state file: those of `configured` tasks into a snapshot, unreadable ones moved
