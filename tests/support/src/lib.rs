@@ -4,6 +4,9 @@
 //! - [`supervisord`]: a real supervisord (4.3.0) in a temporary directory, driven and
 //!   inspected through `supervisorctl`, and `flaky_service.py` (next to this crate's
 //!   `Cargo.toml`), a small HTTP service whose health a test can break and repair.
+//! - [`chromium`]: headless Chromium rendering a page (its DOM after scripts ran, a screenshot).
+//! - [`http`]: a minimal blocking HTTP/1.1 client over `std::net`, for talking to the servers.
+//! - [`prometheus`]: a real Prometheus on loopback, and `promtool`.
 //!
 //! It depends on nothing of hmrt's, so it can test hmrt's supervisord client without
 //! trusting it.
@@ -11,3 +14,6 @@
 #![warn(missing_docs)]
 
 pub mod supervisord;
+pub mod chromium;
+pub mod http;
+pub mod prometheus;
