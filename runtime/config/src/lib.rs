@@ -50,6 +50,8 @@ pub struct Config {
     pub file: PathBuf,
     /// The `[runtime]` section, with defaults applied.
     pub runtime: RuntimeConfig,
+    /// The `[api]` section (all unset when not written).
+    pub api: ApiConfig,
     /// The `[supervisor]` section, if written.
     pub supervisor: Option<SupervisorConfig>,
     /// The `[[task]]` tables, in file order.
@@ -115,6 +117,14 @@ pub struct RuntimeConfig {
     pub listen: Option<SocketAddr>,
     /// How many checks may run at once (at least 1).
     pub max_concurrency: usize,
+}
+
+/// The `[api]` section: who may change things through the HTTP API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// The environment variable holding the bearer token of the mutating routes. Unset: the
+    /// API reads only (every mutating route answers 401), which only a loopback `listen` allows.
+    pub token_env: Option<String>,
 }
 
 /// The `[supervisor]` section: how to reach supervisord.

@@ -6,10 +6,12 @@
 //! - [`TaskName`]: what may name a task (it also names the task's state file).
 //! - [`ServerUrl`]: supervisord's address as supervisorctl's `-s` takes it.
 //! - [`program`]: what may name a supervisord program in a grant or a task.
+//! - [`env_name`]: what may name an environment variable holding a secret.
 
 #![warn(missing_docs)]
 
 pub mod duration;
+pub mod env_name;
 pub mod program;
 mod server_url;
 mod task_name;

@@ -97,6 +97,8 @@ pub enum HoldReason {
         /// The window, in milliseconds.
         window_ms: u64,
     },
+    /// A person paused the task: its checks go on and are recorded, its actions wait.
+    Paused,
 }
 
 /// What re-armed a failed task.
@@ -123,6 +125,7 @@ impl fmt::Display for HoldReason {
                 "flapping: {changes} state changes within {}",
                 duration::format(Duration::from_millis(*window_ms))
             ),
+            HoldReason::Paused => f.write_str("paused by a person"),
         }
     }
 }

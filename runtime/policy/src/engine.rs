@@ -227,6 +227,25 @@ impl Engine {
         }))
     }
 
+    /// A person pauses the task's actions (`paused = true`) or resumes them: while paused its
+    /// checks go on and count, its state moves as they say, and each action it would take waits
+    /// ([`crate::HoldReason::Paused`]). The pause is part of the task's state, so it outlives a
+    /// restart of the daemon. Resuming applies what is due at once (an unhealthy task past its
+    /// backoff acts). Pausing a paused task, or resuming a running one, decides nothing.
+    pub fn set_paused(
+        &mut self,
+        task: &str,
+        now: Timestamp,
+        paused: bool,
+    ) -> Result<Vec<Decision>, PolicyError> {
+        let i = self.index(task)?;
+        Ok(self.run(i, now, |config, state, out| {
+            if state.set_paused(paused, out) && !paused {
+                state.tick(config, out);
+            }
+        }))
+    }
+
     /// Ends every action that is marked running as failed ("interrupted"). The daemon calls this
     /// after restoring a snapshot taken while an action ran: that run's outcome is lost, and the
     /// task must not wait for it forever. Like every call, it brings the dependency holds up to

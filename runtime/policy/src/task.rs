@@ -65,6 +65,8 @@ pub struct TaskState {
     held_by: Vec<String>,
     /// Set while flapping: the changes counted when the hold began.
     flapping: Option<u32>,
+    /// A person paused the task's actions.
+    paused: bool,
     last_class: Option<Class>,
     /// Times of up/down changes within the flapping window.
     changes: VecDeque<Timestamp>,
@@ -314,6 +316,7 @@ impl TaskState {
             && self.state == State::Unhealthy
             && self.held_by.is_empty()
             && self.flapping.is_none()
+            && !self.paused
             && self.failure_threshold_met(cfg)
     }
 
@@ -402,6 +405,26 @@ impl TaskState {
         });
         self.update_flapping(cfg, out);
         Ok(())
+    }
+
+    /// A person pauses (`true`) or resumes (`false`) the task's actions. `false` if it already
+    /// was as asked (nothing decided). Resuming leaves the backoff and budget as they were: the
+    /// next check or timer decides whether to act, as it would have without the pause.
+    pub(crate) fn set_paused(&mut self, paused: bool, out: &mut Out<'_>) -> bool {
+        if self.paused == paused {
+            return false;
+        }
+        self.paused = paused;
+        out.push(if paused {
+            DecisionKind::Held {
+                reason: HoldReason::Paused,
+            }
+        } else {
+            DecisionKind::HoldLifted {
+                reason: HoldReason::Paused,
+            }
+        });
+        true
     }
 
     /// Sets the dependencies that hold the task (empty: none). When the hold lifts, the failures

@@ -1189,3 +1189,45 @@ fn durations_in_messages_are_written_by_the_one_formatter() {
         "flapping: 3 state changes within 1m30s"
     );
 }
+
+// ---- pause ----
+
+#[test]
+fn a_paused_task_is_checked_but_does_not_act_until_resumed() {
+    let mut h = Harness::one(PolicyConfig {
+        failure_threshold: 2,
+        ..acting()
+    });
+    h.obs("web", 1, H);
+    let ds = h.engine.set_paused("web", Timestamp(2), true).unwrap();
+    assert_eq!(
+        kinds(&ds, "web"),
+        [K::Held {
+            reason: HoldReason::Paused
+        }]
+    );
+    // Pausing again decides nothing.
+    assert!(h.engine.set_paused("web", Timestamp(3), true).unwrap().is_empty());
+    let ds = h.obs_all("web", &[10, 20, 30], F);
+    assert_eq!(changes(&ds, "web"), [(State::Healthy, State::Unhealthy)]);
+    assert!(acts(&ds, "web").is_empty());
+    assert_eq!(h.next_wake("web"), None, "a paused task has no action timer");
+    let state = h.engine.state("web").unwrap();
+    assert!(state.is_paused());
+    assert_eq!(state.results().count(), 4, "results are still recorded");
+    // The pause is part of the durable state.
+    let json = serde_json::to_string(state).unwrap();
+    let back: hmrt_policy::TaskState = serde_json::from_str(&json).unwrap();
+    assert!(back.is_paused());
+    // Resuming acts at once: the failure threshold is met and no backoff is running.
+    let ds = h.engine.set_paused("web", Timestamp(40), false).unwrap();
+    let k = kinds(&ds, "web");
+    assert_eq!(
+        k[0],
+        K::HoldLifted {
+            reason: HoldReason::Paused
+        }
+    );
+    assert_eq!(acts(&ds, "web"), [1]);
+    assert!(h.engine.set_paused("web", Timestamp(41), false).unwrap().is_empty());
+}

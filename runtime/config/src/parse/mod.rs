@@ -20,7 +20,7 @@ use toml::de::{DeTable, DeValue};
 use crate::error::LineIndex;
 use crate::values::parse_serverurl;
 use crate::{
-    Config, ConfigError, ConfigErrors, DEFAULT_MAX_CONCURRENCY, Location, RuntimeConfig,
+    ApiConfig, Config, ConfigError, ConfigErrors, DEFAULT_MAX_CONCURRENCY, Location, RuntimeConfig,
     SupervisorConfig,
 };
 use settings::{Layer, Pass};
@@ -28,7 +28,8 @@ use settings::{Layer, Pass};
 type Value<'i> = Spanned<DeValue<'i>>;
 type Span = Range<usize>;
 
-const TOP_KEYS: &[&str] = &["runtime", "supervisor", "defaults", "task"];
+const TOP_KEYS: &[&str] = &["runtime", "api", "supervisor", "defaults", "task"];
+const API_KEYS: &[&str] = &["token_env"];
 const RUNTIME_KEYS: &[&str] = &["plugins_dir", "state_dir", "listen", "max_concurrency"];
 const SUPERVISOR_KEYS: &[&str] = &["serverurl", "username", "password"];
 
@@ -152,15 +153,35 @@ impl<'a> Parser<'a> {
         self.check_keys(&top, TOP_KEYS, |key| {
             (key == "tasks").then(|| "unknown key; tasks are written as [[task]]".to_string())
         });
-        let runtime = match self.table(&top, "runtime") {
+        let (runtime, listen_span) = match self.table(&top, "runtime") {
             Some(t) => self.runtime(&t),
-            None => RuntimeConfig {
-                plugins_dir: self.dir.join("plugins"),
-                state_dir: self.dir.join("state"),
-                listen: None,
-                max_concurrency: DEFAULT_MAX_CONCURRENCY,
-            },
+            None => (
+                RuntimeConfig {
+                    plugins_dir: self.dir.join("plugins"),
+                    state_dir: self.dir.join("state"),
+                    listen: None,
+                    max_concurrency: DEFAULT_MAX_CONCURRENCY,
+                },
+                None,
+            ),
         };
+        let api = match self.table(&top, "api") {
+            Some(t) => self.api(&t),
+            None => ApiConfig::default(),
+        };
+        if let (Some(addr), Some(span)) = (runtime.listen, &listen_span)
+            && !addr.ip().is_loopback()
+            && api.token_env.is_none()
+        {
+            self.error(
+                span,
+                &Scope::default(),
+                "runtime.listen",
+                format!(
+                    "{addr} is reachable from other hosts: set [api] token_env to the name of an environment variable holding the API token (or listen on 127.0.0.1)"
+                ),
+            );
+        }
         let supervisor = self
             .table(&top, "supervisor")
             .and_then(|t| self.supervisor(&t));
@@ -182,16 +203,35 @@ impl<'a> Parser<'a> {
         Config {
             file: self.file.to_path_buf(),
             runtime,
+            api,
             supervisor,
             tasks,
         }
     }
 
-    fn runtime(&mut self, t: &Table<'_>) -> RuntimeConfig {
+    fn api(&mut self, t: &Table<'_>) -> ApiConfig {
+        self.check_keys(t, API_KEYS, |_| None);
+        let token_env = self.string(t, "token_env").and_then(|s| {
+            let name = s.map(|name| {
+                if hmrt_domain::env_name::is_valid(&name) {
+                    Ok(name)
+                } else {
+                    Err(hmrt_domain::env_name::problem(&name))
+                }
+            });
+            self.ok(name, &t.scope, "token_env").map(|n| n.v)
+        });
+        ApiConfig { token_env }
+    }
+
+    /// The `[runtime]` section, and where `listen` is written.
+    fn runtime(&mut self, t: &Table<'_>) -> (RuntimeConfig, Option<Span>) {
         self.check_keys(t, RUNTIME_KEYS, |_| None);
         let plugins_dir = self.path(t, "plugins_dir", "plugins");
         let state_dir = self.path(t, "state_dir", "state");
+        let mut listen_span = None;
         let listen = self.string(t, "listen").and_then(|s| {
+            listen_span = Some(s.span.clone());
             let addr = s.map(|s| {
                 s.parse::<SocketAddr>().map_err(|_| {
                     format!(
@@ -205,12 +245,15 @@ impl<'a> Parser<'a> {
             .count(t, "max_concurrency", 1, u32::MAX)
             .and_then(|n| usize::try_from(n.v).ok())
             .unwrap_or(DEFAULT_MAX_CONCURRENCY);
-        RuntimeConfig {
-            plugins_dir,
-            state_dir,
-            listen,
-            max_concurrency,
-        }
+        (
+            RuntimeConfig {
+                plugins_dir,
+                state_dir,
+                listen,
+                max_concurrency,
+            },
+            listen_span,
+        )
     }
 
     fn supervisor(&mut self, t: &Table<'_>) -> Option<SupervisorConfig> {

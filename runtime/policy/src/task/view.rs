@@ -166,7 +166,15 @@ impl TaskState {
                 window_ms: millis(f.window),
             });
         }
+        if self.paused {
+            holds.push(HoldReason::Paused);
+        }
         holds
+    }
+
+    /// Whether a person paused the task's actions.
+    pub fn is_paused(&self) -> bool {
+        self.paused
     }
 
     /// The last results (up to [`crate::MAX_RESULTS`]), oldest first.
