@@ -194,6 +194,12 @@ impl<C: Clock> Clock for Arc<C> {
     }
 }
 
+/// `at` (unix milliseconds) as RFC 3339 in UTC with milliseconds: how every output writes a time.
+pub fn rfc3339(at: Timestamp) -> String {
+    let time = std::time::UNIX_EPOCH + Duration::from_millis(at.0);
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,11 +6,13 @@
 //! task's grants; the scheduler feeds results to [`hmrt_policy`], and runs the actions it
 //! decides on.
 
+pub mod api;
 pub mod capabilities;
 pub mod cli;
 pub mod clock;
 pub mod daemon;
 pub mod events;
+pub mod heartbeat;
 pub mod journal;
 pub mod registry;
 pub mod sandbox;

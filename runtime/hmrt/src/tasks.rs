@@ -16,6 +16,8 @@ pub enum Bound {
     /// A file by that name exists but cannot be loaded: the task reports `unknown` with this
     /// reason and never acts, while the other tasks run.
     Broken(String),
+    /// The check is a push heartbeat, judged by the host ([`crate::heartbeat`]).
+    Heartbeat(crate::heartbeat::Settings),
 }
 
 /// A task with its plugins resolved.
@@ -35,6 +37,14 @@ impl BoundTask {
     /// The task's name.
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// Its heartbeat settings, if its check is a push heartbeat.
+    pub fn heartbeat(&self) -> Option<&crate::heartbeat::Settings> {
+        match &self.check {
+            Bound::Heartbeat(settings) => Some(settings),
+            _ => None,
+        }
     }
 }
 
@@ -89,14 +99,27 @@ pub fn bind(config: &Config, registry: &Registry) -> Result<Vec<BoundTask>, Vec<
     let mut bound = Vec::new();
     let mut errors = Vec::new();
     for task in &config.tasks {
-        let check = resolve(
-            registry,
-            &task.check,
-            PluginKind::Check,
-            &task.check_location,
-            &task.name,
-            "check",
-        );
+        let check = if task.check == crate::heartbeat::CHECK_NAME {
+            if config.runtime.listen.is_none() {
+                Err(ConfigError::new(
+                    task.check_location.clone(),
+                    "check",
+                    "a heartbeat's pings arrive through the HTTP API: set [runtime] listen",
+                )
+                .in_task(&task.name))
+            } else {
+                crate::heartbeat::Settings::from_task(task).map(Bound::Heartbeat)
+            }
+        } else {
+            resolve(
+                registry,
+                &task.check,
+                PluginKind::Check,
+                &task.check_location,
+                &task.name,
+                "check",
+            )
+        };
         let action = task.on_failure.as_ref().map(|action| {
             resolve(
                 registry,

@@ -279,7 +279,12 @@ pub async fn check_once(config: &Config) -> (hmrt::sandbox::CheckOutcome, Arc<Co
     let outcome = sandbox.check(&entry.plugin, &tasks[0].check_call).await;
     let counters = Arc::new(Counters::default());
     let events = hmrt::events::Events::new(vec![counters.clone()]);
-    events.check_finished(SystemClock.now(), tasks[0].name(), &outcome);
+    events.check_finished(
+        SystemClock.now(),
+        tasks[0].name(),
+        &tasks[0].config.check,
+        &outcome,
+    );
     (outcome, counters)
 }
 

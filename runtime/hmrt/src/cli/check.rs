@@ -72,10 +72,18 @@ pub(super) async fn check(file: &Path, only: Option<&str>, json: bool) -> anyhow
         let events = events.clone();
         running.spawn(async move {
             match &task.check {
-                Bound::Broken(reason) => events.check_unusable(clock.now(), task.name(), reason),
+                Bound::Broken(reason) => {
+                    events.check_unusable(clock.now(), task.name(), &task.config.check, reason)
+                }
+                Bound::Heartbeat(_) => events.check_unusable(
+                    clock.now(),
+                    task.name(),
+                    &task.config.check,
+                    "a heartbeat is judged by the running daemon from the pings it receives (see `hmrt status`)",
+                ),
                 Bound::Ready(entry) => {
                     let outcome = sandbox.check(&entry.plugin, &task.check_call).await;
-                    events.check_finished(clock.now(), task.name(), &outcome);
+                    events.check_finished(clock.now(), task.name(), &entry.name, &outcome);
                 }
             }
         });

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod check;
 mod plugins;
+mod remote;
 mod report;
 mod run;
 mod state;
@@ -116,12 +117,66 @@ pub enum Command {
         #[arg(long)]
         task: String,
     },
+    /// The tasks of a running hmrt, through its HTTP API: exits 0 healthy, 1 degraded,
+    /// 2 unhealthy or failed, 3 when the daemon cannot be reached (Nagios UNKNOWN).
+    Status {
+        /// The daemon's API address (its `[runtime] listen`).
+        #[arg(long, env = "HMRT_URL", default_value = DEFAULT_URL)]
+        url: String,
+        /// Print the daemon's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a task of a running hmrt through its HTTP API; needs the API token.
+    Ctl {
+        /// What to do.
+        #[arg(value_enum)]
+        command: CtlCommand,
+        /// The task.
+        task: String,
+        /// The daemon's API address (its `[runtime] listen`).
+        #[arg(long, env = "HMRT_URL", default_value = DEFAULT_URL)]
+        url: String,
+        /// The environment variable holding the API token.
+        #[arg(long, default_value = "HMRT_API_TOKEN")]
+        token_env: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// The plugins hmrt knows.
     Plugins {
         /// What to show.
         #[command(subcommand)]
         command: PluginsCommand,
     },
+}
+
+/// Where `hmrt status` and `hmrt ctl` look for the daemon when not told.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:9187";
+
+/// What `hmrt ctl` asks.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CtlCommand {
+    /// Run the task's action now (not counted against the restart budget).
+    Restart,
+    /// Re-arm a failed task.
+    Rearm,
+    /// Hold the task's actions; its checks go on.
+    Pause,
+    /// Let the task's actions run again.
+    Resume,
+}
+
+impl CtlCommand {
+    fn path(self) -> &'static str {
+        match self {
+            CtlCommand::Restart => "restart",
+            CtlCommand::Rearm => "rearm",
+            CtlCommand::Pause => "pause",
+            CtlCommand::Resume => "resume",
+        }
+    }
 }
 
 /// `hmrt plugins ...`
@@ -179,7 +234,14 @@ fn init_logging(args: &Args) {
     // Another subscriber (a test harness) may already be installed; that one wins.
     let _ = match args.log_format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        // Top-level fields (task, plugin, event, ...) and no span copies of them: each line
+        // says each thing once.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
     };
 }
 
@@ -197,6 +259,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => simulate(&file, &task, &results, seed, json),
         Command::History { file, task, json } => history(&file, &task, json),
         Command::Rearm { file, task } => rearm(&file, &task).await,
+        Command::Status { url, json } => remote::status(&url, json).await,
+        Command::Ctl {
+            command,
+            task,
+            url,
+            token_env,
+            reason,
+        } => remote::ctl(&url, command.path(), &task, &token_env, reason.as_deref()).await,
         Command::Plugins { command } => match command {
             PluginsCommand::List { config, dir } => {
                 plugins_list(config.as_deref(), dir.as_deref()).await

@@ -48,6 +48,7 @@ impl Subscriber for CheckReport {
                 message,
                 metrics,
                 elapsed,
+                ..
             } => {
                 let denied = lock(&self.denied).remove(task).unwrap_or_default();
                 lock(&self.rows).insert(

@@ -1,13 +1,20 @@
-//! `hmrt run`: the daemon until SIGTERM or SIGINT.
+//! `hmrt run`: the daemon until SIGTERM or SIGINT, with the HTTP API when `[runtime] listen` is
+//! set.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
+use hmrt_config::Config;
+use tokio::net::TcpListener;
+
 use super::{load_config, setup};
+use crate::api::{ApiState, Tokens};
 use crate::clock::{Clock, SystemClock};
-use crate::events::{Counters, Event, LogSubscriber};
-use crate::tasks::bind;
+use crate::daemon::Daemon;
+use crate::events::{AuditLog, Board, Counters, Event, LogSubscriber, Metrics, Subscriber};
+use crate::tasks::{BoundTask, bind};
 
 /// The exit code of a config that `run` refuses (as `load_config` uses).
 const CONFIG_ERROR: u8 = 2;
@@ -41,17 +48,22 @@ pub(super) async fn run(file: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(CONFIG_ERROR));
         }
     };
-    let clock = Arc::new(SystemClock);
-    let daemon = crate::daemon::Daemon::new(
-        &config,
-        sandbox,
-        tasks,
-        vec![
-            Arc::new(LogSubscriber::new()),
-            Arc::new(Counters::default()),
-        ],
-        clock.clone(),
-    )?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut subscribers: Vec<Arc<dyn Subscriber>> = vec![
+        Arc::new(LogSubscriber::new()),
+        Arc::new(Counters::default()),
+    ];
+    let api = match Surface::prepare(&config, &tasks).await {
+        Ok(api) => api,
+        Err(message) => {
+            eprintln!("{}: {message}; not starting", file.display());
+            return Ok(ExitCode::from(CONFIG_ERROR));
+        }
+    };
+    if let Some(api) = &api {
+        subscribers.extend(api.subscribers());
+    }
+    let daemon = Daemon::new(&config, sandbox, tasks, subscribers, clock.clone())?;
     for problem in registry.problems() {
         daemon.events().emit(
             clock.now(),
@@ -60,6 +72,81 @@ pub(super) async fn run(file: &Path) -> anyhow::Result<ExitCode> {
             },
         );
     }
+    let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
+    let server = api.map(|api| {
+        let mut stopped = api_stopped.clone();
+        tokio::spawn(api.serve(&daemon, clock.clone(), async move {
+            let _ = stopped.changed().await;
+        }))
+    });
     daemon.run(crate::daemon::shutdown_signal()).await?;
+    let _ = stop_api.send(true);
+    if let Some(server) = server {
+        server.await.context("the HTTP API ended abnormally")??;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The HTTP API, prepared before the daemon starts so that every reason not to start (a
+/// missing token, an address in use) stops hmrt before it touches anything.
+struct Surface {
+    listener: TcpListener,
+    tokens: Tokens,
+    board: Arc<Board>,
+    metrics: Arc<Metrics>,
+    audit: Arc<AuditLog>,
+}
+
+impl Surface {
+    async fn prepare(config: &Config, tasks: &[BoundTask]) -> Result<Option<Surface>, String> {
+        let Some(addr) = config.runtime.listen else {
+            return Ok(None);
+        };
+        let tokens =
+            Tokens::from_env(config.api.token_env.as_deref(), tasks).map_err(|e| e.to_string())?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("runtime.listen: cannot listen on {addr}: {e}"))?;
+        let audit = AuditLog::open(&config.runtime.state_dir).map_err(|e| {
+            format!(
+                "cannot open the audit log in {}: {e}",
+                config.runtime.state_dir.display()
+            )
+        })?;
+        let policies = crate::simulate::policies(config);
+        Ok(Some(Surface {
+            listener,
+            tokens,
+            board: Arc::new(Board::new(policies.clone())),
+            metrics: Arc::new(Metrics::new(policies)),
+            audit: Arc::new(audit),
+        }))
+    }
+
+    fn subscribers(&self) -> Vec<Arc<dyn Subscriber>> {
+        vec![self.board.clone(), self.metrics.clone(), self.audit.clone()]
+    }
+
+    /// Serves until `shutdown`; the board starts from the states the daemon restored.
+    fn serve(
+        self,
+        daemon: &Daemon,
+        clock: Arc<dyn Clock>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + 'static {
+        self.board.seed(daemon.states());
+        let addr = self.listener.local_addr().ok();
+        let state = Arc::new(ApiState {
+            board: self.board,
+            metrics: self.metrics,
+            control: daemon.control(),
+            liveness: daemon.liveness(),
+            tokens: self.tokens,
+            clock,
+        });
+        if let Some(addr) = addr {
+            tracing::info!(event = "listening", %addr, "HTTP API and /metrics on http://{addr}/");
+        }
+        crate::api::serve(self.listener, state, shutdown)
+    }
 }

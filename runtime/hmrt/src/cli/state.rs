@@ -39,10 +39,7 @@ pub(super) fn simulate(
 }
 
 /// A time for people: RFC 3339, UTC, milliseconds.
-pub(super) fn rfc3339(at: hmrt_policy::Timestamp) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at.0);
-    humantime::format_rfc3339_millis(time).to_string()
-}
+use crate::clock::rfc3339;
 
 /// The config's task and its state file, or the exit code after saying why not: 2 for no such
 /// task, 1 for no state yet.

@@ -26,29 +26,32 @@ impl LogSubscriber {
         let mut unknown = crate::sync::lock(&self.unknown);
         if status != Status::Unknown {
             if unknown.remove(task).is_some() {
-                tracing::info!(task = %task, %status, "the check tells again: {message}");
+                tracing::info!(task = %task, event = "check", %status, "the check tells again: {message}");
             }
             return;
         }
         if unknown.get(task).is_some_and(|last| last == message) {
             return;
         }
-        tracing::warn!(task = %task, "the check cannot tell (unknown): {message}");
+        tracing::warn!(task = %task, event = "check", status = "unknown", "the check cannot tell: {message}");
         unknown.insert(task.to_string(), message.to_string());
     }
 }
 
+// Each line says each thing once: the task, the plugin and the kind of event are fields (so a
+// JSON line carries them as keys), the message says only what the fields do not.
 impl Subscriber for LogSubscriber {
     fn on_event(&self, _at: Timestamp, event: &Event) {
         match event {
             Event::CheckFinished {
                 task,
+                plugin,
                 status,
                 message,
                 elapsed,
                 ..
             } => {
-                tracing::debug!(task = %task, %status, elapsed_ms = elapsed.as_millis() as u64, "check: {message}");
+                tracing::debug!(task = %task, plugin = %plugin, event = "check", %status, elapsed_ms = elapsed.as_millis() as u64, "{message}");
                 self.note_status(task, *status, message);
             }
             Event::StateChanged {
@@ -57,38 +60,54 @@ impl Subscriber for LogSubscriber {
                 to,
                 reason,
             } => {
-                tracing::info!(task = %task, %from, %to, "state {from} -> {to}: {reason}")
+                tracing::info!(task = %task, event = "state", %from, %to, "{reason}")
             }
             Event::ActionHeld { task, reason } => {
-                tracing::info!(task = %task, "action held: {reason}")
+                tracing::info!(task = %task, event = "held", "{reason}")
             }
             Event::ActionStarted {
                 task,
                 action,
                 attempt,
+                manual,
             } => {
-                tracing::info!(task = %task, %action, attempt, "action {action} started (attempt {attempt})")
+                tracing::info!(task = %task, plugin = %action, event = "action_started", attempt, manual, "running the action")
             }
             Event::ActionFinished {
                 task,
                 action,
                 attempt,
+                manual,
                 ok,
                 message,
                 elapsed,
+                ..
             } => {
                 let elapsed_ms = elapsed.as_millis() as u64;
                 if *ok {
-                    tracing::info!(task = %task, %action, attempt, elapsed_ms, "action {action} done: {message}")
+                    tracing::info!(task = %task, plugin = %action, event = "action_done", attempt, manual, elapsed_ms, "{message}")
                 } else {
-                    tracing::warn!(task = %task, %action, attempt, elapsed_ms, "action {action} failed: {message}")
+                    tracing::warn!(task = %task, plugin = %action, event = "action_failed", attempt, manual, elapsed_ms, "{message}")
                 }
             }
-            Event::Policy { task, decision } => tracing::info!(task = %task, "{decision}"),
-            Event::CallDenied { task, denial } => {
-                tracing::warn!(task = %task, capability = %denial.capability, asked = %denial.asked, "call denied: not in the task's grants")
+            Event::Policy { task, decision } => {
+                tracing::info!(task = %task, event = "policy", "{decision}")
             }
-            Event::PluginFailed { problem } => tracing::error!("plugin not loaded: {problem}"),
+            Event::CallDenied { task, denial } => {
+                tracing::warn!(task = %task, event = "denied", capability = %denial.capability, asked = %denial.asked, "not in the task's grants")
+            }
+            Event::Control {
+                task,
+                command,
+                by,
+                from,
+                outcome,
+            } => {
+                tracing::info!(task = %task, event = "control", command, by = %by, from = %from, "{outcome}")
+            }
+            Event::PluginFailed { problem } => {
+                tracing::error!(event = "plugin_failed", "{problem}")
+            }
             Event::TaskState { .. } => {}
         }
     }

@@ -13,8 +13,11 @@
 //! before starting the action that decision asked for, so a `kill -9` during the action (or
 //! the backoff after it) never gives the restart budget back.
 
+mod audit;
+mod board;
 mod counters;
 mod log;
+mod metrics;
 mod recorder;
 
 use std::future::Future;
@@ -27,8 +30,11 @@ use hmrt_policy::{DecisionKind, HoldReason, State, Status, TaskState, Timestamp}
 use crate::capabilities::Denial;
 use crate::sandbox::CheckOutcome;
 
+pub use audit::AuditLog;
+pub use board::{ActionEntry, Board, Recent, TaskInfo};
 pub use counters::Counters;
 pub use log::LogSubscriber;
+pub use metrics::Metrics;
 pub use recorder::Recorder;
 
 /// A number a check measured (its guest's text already cut to size by the sandbox).
@@ -49,6 +55,8 @@ pub enum Event {
     CheckFinished {
         /// The task.
         task: String,
+        /// The check plugin (a built-in or a plugin file stem).
+        plugin: String,
         /// The verdict (a failed call is `unhealthy`; an unusable plugin `unknown`).
         status: Status,
         /// Why (untrusted text from the guest, already cut to one bounded line).
@@ -57,6 +65,9 @@ pub enum Event {
         metrics: Vec<Metric>,
         /// How long the call took.
         elapsed: Duration,
+        /// How the call failed, if it did ([`crate::sandbox::CallError::kind`]): the check said
+        /// nothing, the sandbox ended it.
+        failure: Option<&'static str>,
     },
     /// The policy moved a task to another state.
     StateChanged {
@@ -82,8 +93,10 @@ pub enum Event {
         task: String,
         /// The action plugin.
         action: String,
-        /// The attempt (the position in the backoff sequence).
+        /// The attempt (the position in the backoff sequence); 0 for a manual restart.
         attempt: u32,
+        /// A person asked for it (through the API); it does not count against the budget.
+        manual: bool,
     },
     /// An action ended.
     ActionFinished {
@@ -91,14 +104,18 @@ pub enum Event {
         task: String,
         /// The action plugin.
         action: String,
-        /// The attempt.
+        /// The attempt; 0 for a manual restart.
         attempt: u32,
+        /// A person asked for it.
+        manual: bool,
         /// Whether it ran without error.
         ok: bool,
         /// What it said.
         message: String,
         /// How long it took.
         elapsed: Duration,
+        /// How the call failed in the sandbox, if it did ([`crate::sandbox::CallError::kind`]).
+        failure: Option<&'static str>,
     },
     /// Any other decision of the policy: a hold lifted, an attempt recovered or failed, a
     /// re-arm, the budget spent, the backoff reset.
@@ -127,6 +144,20 @@ pub enum Event {
         /// The denial.
         denial: Denial,
     },
+    /// A person changed something through the API (restart, re-arm, pause, resume): what the
+    /// audit log keeps.
+    Control {
+        /// The task.
+        task: String,
+        /// What was asked.
+        command: &'static str,
+        /// Who asked: the name of the environment variable whose token they presented.
+        by: String,
+        /// From which address.
+        from: String,
+        /// What came of it, for a person.
+        outcome: String,
+    },
     /// A plugin file could not be loaded: its tasks report `unknown`, the others run.
     PluginFailed {
         /// What is wrong, naming the file.
@@ -145,7 +176,8 @@ impl Event {
             | Event::ActionFinished { task, .. }
             | Event::Policy { task, .. }
             | Event::TaskState { task, .. }
-            | Event::CallDenied { task, .. } => Some(task),
+            | Event::CallDenied { task, .. }
+            | Event::Control { task, .. } => Some(task),
             Event::PluginFailed { .. } => None,
         }
     }
@@ -233,21 +265,23 @@ impl Events {
 
     /// Publishes a check that could not run because its plugin is not usable: `unknown`, with
     /// why.
-    pub fn check_unusable(&self, at: Timestamp, task: &str, reason: &str) {
+    pub fn check_unusable(&self, at: Timestamp, task: &str, plugin: &str, reason: &str) {
         self.emit(
             at,
             Event::CheckFinished {
                 task: task.to_string(),
+                plugin: plugin.to_string(),
                 status: Status::Unknown,
                 message: reason.to_string(),
                 metrics: Vec::new(),
                 elapsed: Duration::ZERO,
+                failure: None,
             },
         );
     }
 
     /// Publishes one check call: each denied call, then the result.
-    pub fn check_finished(&self, at: Timestamp, task: &str, outcome: &CheckOutcome) {
+    pub fn check_finished(&self, at: Timestamp, task: &str, plugin: &str, outcome: &CheckOutcome) {
         for denial in &outcome.report.denials {
             self.emit(
                 at,
@@ -261,10 +295,12 @@ impl Events {
             at,
             Event::CheckFinished {
                 task: task.to_string(),
+                plugin: plugin.to_string(),
                 status: outcome.status(),
                 message: outcome.message(),
                 metrics: outcome.metrics(),
                 elapsed: outcome.report.elapsed,
+                failure: outcome.result.as_ref().err().map(|e| e.kind()),
             },
         );
     }

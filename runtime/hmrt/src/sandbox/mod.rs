@@ -153,6 +153,19 @@ pub struct CheckOutcome {
     pub report: CallReport,
 }
 
+impl CallError {
+    /// A short, stable name of how the call failed, for metrics (`hmrt_plugin_traps_total`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Timeout(_) => "timeout",
+            CallError::OutOfMemory { .. } => "out_of_memory",
+            CallError::Trap { .. } => "trap",
+            CallError::Instantiate(_) => "instantiate",
+            CallError::Host(_) => "host",
+        }
+    }
+}
+
 impl CheckOutcome {
     /// The status the policy sees: a call that failed counts as unhealthy.
     pub fn status(&self) -> Status {

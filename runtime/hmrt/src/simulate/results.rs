@@ -136,9 +136,7 @@ fn show_time(clock: Clock, at: Timestamp) -> String {
     }
 }
 
-pub(super) fn rfc3339(at: Timestamp) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at.0)).to_string()
-}
+pub(super) use crate::clock::rfc3339;
 
 fn parse_text(line_text: &str, line: usize) -> Result<(Clock, Entry), String> {
     let mut rest = line_text;
