@@ -21,10 +21,16 @@ impl HmrtProcess {
 
     /// Starts it with the log filter `filter` (`HMRT_LOG`).
     pub fn start_logging(file: &Path, filter: &str) -> HmrtProcess {
+        Self::start_with(file, filter, &[])
+    }
+
+    /// Starts it with the log filter `filter` and these environment variables (tokens).
+    pub fn start_with(file: &Path, filter: &str, env: &[(&str, &str)]) -> HmrtProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hmrt"))
             .arg("run")
             .arg(file)
             .env("HMRT_LOG", filter)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -66,6 +72,19 @@ impl HmrtProcess {
             }
         }
         &self.log
+    }
+
+    /// The address the HTTP API listens on, from its log line (a config can ask for port 0,
+    /// so tests never race for a port).
+    pub fn api_addr(&mut self) -> std::net::SocketAddr {
+        const SAID: &str = "HTTP API and /metrics on http://";
+        let log = self.wait_until("the API's address", Duration::from_secs(60), |log| {
+            log.iter().any(|l| l.contains(SAID))
+        });
+        let line = log.iter().find(|l| l.contains(SAID)).expect("the line");
+        let rest = &line[line.find(SAID).expect("found") + SAID.len()..];
+        let addr = rest.split('/').next().expect("an address");
+        addr.parse().unwrap_or_else(|e| panic!("{addr:?}: {e}"))
     }
 
     /// Every line logged so far, joined.

@@ -13,7 +13,7 @@
 
 #![warn(missing_docs)]
 
-pub mod supervisord;
 pub mod chromium;
 pub mod http;
 pub mod prometheus;
+pub mod supervisord;
