@@ -1207,11 +1207,20 @@ fn a_paused_task_is_checked_but_does_not_act_until_resumed() {
         }]
     );
     // Pausing again decides nothing.
-    assert!(h.engine.set_paused("web", Timestamp(3), true).unwrap().is_empty());
+    assert!(
+        h.engine
+            .set_paused("web", Timestamp(3), true)
+            .unwrap()
+            .is_empty()
+    );
     let ds = h.obs_all("web", &[10, 20, 30], F);
     assert_eq!(changes(&ds, "web"), [(State::Healthy, State::Unhealthy)]);
     assert!(acts(&ds, "web").is_empty());
-    assert_eq!(h.next_wake("web"), None, "a paused task has no action timer");
+    assert_eq!(
+        h.next_wake("web"),
+        None,
+        "a paused task has no action timer"
+    );
     let state = h.engine.state("web").unwrap();
     assert!(state.is_paused());
     assert_eq!(state.results().count(), 4, "results are still recorded");
@@ -1229,5 +1238,10 @@ fn a_paused_task_is_checked_but_does_not_act_until_resumed() {
         }
     );
     assert_eq!(acts(&ds, "web"), [1]);
-    assert!(h.engine.set_paused("web", Timestamp(41), false).unwrap().is_empty());
+    assert!(
+        h.engine
+            .set_paused("web", Timestamp(41), false)
+            .unwrap()
+            .is_empty()
+    );
 }
