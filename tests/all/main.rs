@@ -7,6 +7,7 @@ mod support;
 mod api;
 mod cli;
 mod e2e;
+mod fleet;
 mod plugins;
 mod recovery;
 mod sandbox;

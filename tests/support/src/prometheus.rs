@@ -411,49 +411,12 @@ fn finish(out: std::process::Output) -> Result<String, String> {
 /// promtool 2.42 parses the classic text format (0.0.4) only. An OpenMetrics exposition
 /// names a counter's family without `_total` (`# TYPE hmrt_restarts counter` over samples
 /// `hmrt_restarts_total`), which it reads as an untyped family with no help text and
-/// reports. Pass such text through [`openmetrics_to_classic`] first.
+/// reports. hmrt serves the classic format unless a client asks for OpenMetrics, so check that.
 pub fn promtool_check_metrics(text: &str) -> Result<String, String> {
     promtool(
         &["check".as_ref(), "metrics".as_ref()],
         Some(text.as_bytes()),
     )
-}
-
-/// Rewrites an OpenMetrics exposition (what prometheus-client serves) into the classic text
-/// format that [`promtool_check_metrics`] understands, as Prometheus stores it: a counter
-/// family `x` becomes `x_total` in its `# HELP`/`# TYPE` lines, and `# UNIT` and `# EOF` lines
-/// and counters' `_created` samples are dropped. Other lines pass through.
-pub fn openmetrics_to_classic(text: &str) -> String {
-    let counters: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|rest| rest.strip_suffix(" counter"))
-        .map(str::trim)
-        .collect();
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let mut kept = line.to_string();
-        for kind in ["# HELP ", "# TYPE "] {
-            if let Some(rest) = line.strip_prefix(kind) {
-                let name = rest.split(' ').next().unwrap_or_default();
-                if counters.contains(&name) && !name.ends_with("_total") {
-                    kept = format!("{kind}{name}_total{}", &rest[name.len()..]);
-                }
-            }
-        }
-        let sample_name = line.split(['{', ' ']).next().unwrap_or_default();
-        if let Some(family) = sample_name.strip_suffix("_created")
-            && counters.contains(&family)
-        {
-            continue;
-        }
-        out.push_str(&kept);
-        out.push('\n');
-    }
-    out
 }
 
 /// `promtool check rules <path>`: Ok(its output) when the rule file is valid, else Err.
@@ -588,31 +551,9 @@ mod tests {
     }
 
     #[test]
-    fn openmetrics_needs_converting_for_promtool() {
+    fn openmetrics_is_not_what_promtool_reads() {
         let err = promtool_check_metrics(OPENMETRICS).unwrap_err();
         assert!(err.contains("no help text"), "{err}");
-
-        let classic = openmetrics_to_classic(OPENMETRICS);
-        assert!(
-            classic.contains("# TYPE hmrt_restarts_total counter\n"),
-            "{classic}"
-        );
-        assert!(
-            !classic.contains("# EOF") && !classic.contains("# UNIT"),
-            "{classic}"
-        );
-        promtool_check_metrics(&classic).unwrap();
-    }
-
-    #[test]
-    fn openmetrics_conversion_drops_counter_created_samples() {
-        let text = "# HELP a_seconds A.\n# TYPE a_seconds counter\na_seconds_total 1\n\
-                    a_seconds_created 1.7e9\n# HELP g G.\n# TYPE g gauge\ng_created 2\n# EOF\n";
-        assert_eq!(
-            openmetrics_to_classic(text),
-            "# HELP a_seconds_total A.\n# TYPE a_seconds_total counter\na_seconds_total 1\n\
-             # HELP g G.\n# TYPE g gauge\ng_created 2\n"
-        );
     }
 
     fn examples_dir() -> PathBuf {
