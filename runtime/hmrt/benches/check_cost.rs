@@ -248,6 +248,7 @@ fn task(tasks: &[BoundTask], name: &str) -> (Plugin, TaskCall) {
     match &task.check {
         Bound::Ready(entry) => (entry.plugin.clone(), task.check_call.clone()),
         Bound::Broken(reason) => panic!("{name}: {reason}"),
+        Bound::Heartbeat(_) => panic!("{name} is a heartbeat, not a plugin"),
     }
 }
 

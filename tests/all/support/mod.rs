@@ -284,6 +284,7 @@ pub async fn check_once(config: &Config) -> (hmrt::sandbox::CheckOutcome, Arc<Co
         tasks[0].name(),
         &tasks[0].config.check,
         &outcome,
+        Duration::ZERO,
     );
     (outcome, counters)
 }

@@ -60,6 +60,30 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
+/// Serves the API on a thread of its own, with a one-thread runtime, until `shutdown` turns
+/// true: a flood of requests can take that thread, never the workers that run the checks.
+pub fn spawn(
+    listener: std::net::TcpListener,
+    state: Arc<ApiState>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<std::io::Result<()>>> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("hmrt-api".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener)?;
+                serve(listener, state, async move {
+                    let _ = shutdown.wait_for(|stop| *stop).await;
+                })
+                .await
+            })
+        })
+}
+
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,

@@ -9,10 +9,8 @@ use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use hmrt_policy::State as TaskStateKind;
-use serde::Serialize;
 
 use super::ApiState;
-use crate::events::TaskInfo;
 use crate::state::HistoryEntry;
 
 /// The status page, served from the binary.
@@ -27,45 +25,15 @@ const STATES: [TaskStateKind; 6] = [
     TaskStateKind::Failed,
 ];
 
-/// One task's line in `/health`.
-#[derive(Serialize)]
-struct Health<'a> {
-    name: &'a str,
-    status: Option<hmrt_policy::Status>,
-    state: TaskStateKind,
-    paused: bool,
-    last_check: Option<&'a str>,
-    last_healthy: Option<&'a str>,
-    consecutive_failures: u32,
-    restarts: u64,
-    last_response_ms: Option<f64>,
-}
-
-impl<'a> Health<'a> {
-    fn of(t: &'a TaskInfo) -> Health<'a> {
-        Health {
-            name: &t.name,
-            status: t.status,
-            state: t.state,
-            paused: t.paused,
-            last_check: t.last_check.as_deref(),
-            last_healthy: t.last_healthy.as_deref(),
-            consecutive_failures: t.consecutive_failures,
-            restarts: t.restarts,
-            last_response_ms: t.last_response_ms,
-        }
-    }
-}
-
 /// Whether a task in `state` makes `/health` fail.
 fn is_down(state: TaskStateKind) -> bool {
     matches!(state, TaskStateKind::Unhealthy | TaskStateKind::Failed)
 }
 
-fn summary(tasks: &[TaskInfo]) -> BTreeMap<&'static str, usize> {
+fn summary(states: impl Iterator<Item = TaskStateKind> + Clone) -> BTreeMap<&'static str, usize> {
     STATES
         .iter()
-        .map(|s| (s.as_str(), tasks.iter().filter(|t| t.state == *s).count()))
+        .map(|s| (s.as_str(), states.clone().filter(|t| t == s).count()))
         .collect()
 }
 
@@ -86,14 +54,22 @@ pub(super) fn unknown_task(api: &ApiState, name: &str) -> Response {
     (StatusCode::NOT_FOUND, Json(body)).into_response()
 }
 
+/// `/health`'s body, serialized as it is (no intermediate JSON tree: it is the hot route).
+#[derive(serde::Serialize)]
+struct HealthBody {
+    status: &'static str,
+    summary: BTreeMap<&'static str, usize>,
+    tasks: Vec<crate::events::HealthRow>,
+}
+
 pub(super) async fn health(State(api): State<Arc<ApiState>>) -> Response {
-    let tasks = api.board.tasks(api.clock.now());
-    let (code, status) = up_or_down(tasks.iter().any(|t| is_down(t.state)));
-    let body = serde_json::json!({
-        "status": status,
-        "summary": summary(&tasks),
-        "tasks": tasks.iter().map(Health::of).collect::<Vec<_>>(),
-    });
+    let rows = api.board.health(None);
+    let (code, status) = up_or_down(rows.iter().any(|t| is_down(t.state)));
+    let body = HealthBody {
+        status,
+        summary: summary(rows.iter().map(|r| r.state)),
+        tasks: rows,
+    };
     (code, Json(body)).into_response()
 }
 
@@ -101,11 +77,11 @@ pub(super) async fn health_of(
     State(api): State<Arc<ApiState>>,
     Path(name): Path<String>,
 ) -> Response {
-    let Some(task) = api.board.task(&name, api.clock.now()) else {
+    let Some(row) = api.board.health(Some(&name)).pop() else {
         return unknown_task(&api, &name);
     };
-    let (code, status) = up_or_down(is_down(task.state));
-    let mut body = serde_json::to_value(Health::of(&task)).unwrap_or_default();
+    let (code, status) = up_or_down(is_down(row.state));
+    let mut body = serde_json::to_value(row).unwrap_or_default();
     if let Some(object) = body.as_object_mut() {
         object.insert("status_code".into(), status.into());
     }
@@ -141,7 +117,7 @@ pub(super) async fn tasks(State(api): State<Arc<ApiState>>) -> Response {
     let tasks = api.board.tasks(now);
     let body = serde_json::json!({
         "generated_at": crate::clock::rfc3339(now),
-        "summary": summary(&tasks),
+        "summary": summary(tasks.iter().map(|t| t.state)),
         "tasks": tasks,
     });
     Json(body).into_response()

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use std::sync::Arc;
 
@@ -73,17 +74,30 @@ pub(super) async fn check(file: &Path, only: Option<&str>, json: bool) -> anyhow
         running.spawn(async move {
             match &task.check {
                 Bound::Broken(reason) => {
-                    events.check_unusable(clock.now(), task.name(), &task.config.check, reason)
+                    events.check_unusable(
+                        clock.now(),
+                        task.name(),
+                        &task.config.check,
+                        reason,
+                        Duration::ZERO,
+                    )
                 }
                 Bound::Heartbeat(_) => events.check_unusable(
                     clock.now(),
                     task.name(),
                     &task.config.check,
                     "a heartbeat is judged by the running daemon from the pings it receives (see `hmrt status`)",
+                    Duration::ZERO,
                 ),
                 Bound::Ready(entry) => {
                     let outcome = sandbox.check(&entry.plugin, &task.check_call).await;
-                    events.check_finished(clock.now(), task.name(), &entry.name, &outcome);
+                    events.check_finished(
+                        clock.now(),
+                        task.name(),
+                        &entry.name,
+                        &outcome,
+                        Duration::ZERO,
+                    );
                 }
             }
         });

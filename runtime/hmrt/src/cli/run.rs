@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use hmrt_config::Config;
-use tokio::net::TcpListener;
+use std::net::TcpListener;
 
 use super::{load_config, setup};
 use crate::api::{ApiState, Tokens};
@@ -73,16 +73,23 @@ pub(super) async fn run(file: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
-    let server = api.map(|api| {
-        let mut stopped = api_stopped.clone();
-        tokio::spawn(api.serve(&daemon, clock.clone(), async move {
-            let _ = stopped.changed().await;
-        }))
-    });
+    let server = match api {
+        Some(api) => Some(
+            api.serve(&daemon, clock.clone(), api_stopped)
+                .context("cannot start the HTTP API's thread")?,
+        ),
+        None => None,
+    };
     daemon.run(crate::daemon::shutdown_signal()).await?;
     let _ = stop_api.send(true);
     if let Some(server) = server {
-        server.await.context("the HTTP API ended abnormally")??;
+        let served = tokio::task::spawn_blocking(move || server.join())
+            .await
+            .context("waiting for the HTTP API")?;
+        match served {
+            Ok(result) => result.context("the HTTP API")?,
+            Err(_) => anyhow::bail!("the HTTP API's thread panicked"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -105,7 +112,6 @@ impl Surface {
         let tokens =
             Tokens::from_env(config.api.token_env.as_deref(), tasks).map_err(|e| e.to_string())?;
         let listener = TcpListener::bind(addr)
-            .await
             .map_err(|e| format!("runtime.listen: cannot listen on {addr}: {e}"))?;
         let audit = AuditLog::open(&config.runtime.state_dir).map_err(|e| {
             format!(
@@ -127,13 +133,14 @@ impl Surface {
         vec![self.board.clone(), self.metrics.clone(), self.audit.clone()]
     }
 
-    /// Serves until `shutdown`; the board starts from the states the daemon restored.
+    /// Serves on a thread of its own until `shutdown` turns true; the board starts from the
+    /// states the daemon restored.
     fn serve(
         self,
         daemon: &Daemon,
         clock: Arc<dyn Clock>,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + 'static {
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> std::io::Result<std::thread::JoinHandle<std::io::Result<()>>> {
         self.board.seed(daemon.states());
         let addr = self.listener.local_addr().ok();
         let state = Arc::new(ApiState {
@@ -147,6 +154,6 @@ impl Surface {
         if let Some(addr) = addr {
             tracing::info!(event = "listening", %addr, "HTTP API and /metrics on http://{addr}/");
         }
-        crate::api::serve(self.listener, state, shutdown)
+        crate::api::spawn(self.listener, state, shutdown)
     }
 }

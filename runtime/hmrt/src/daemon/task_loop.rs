@@ -99,7 +99,7 @@ pub(super) async fn task_loop(
                 carry_out(&shared, &task, decisions, status, &message).await;
             }
             _ if now >= due_now => {
-                floor = run_check(&shared, &task).await;
+                floor = run_check(&shared, &task, due_now).await;
                 idle_wake = None;
                 slot = next_check(slot, interval, shared.clock.now());
                 due = slot.plus(jitter(per_run_jitter));
@@ -119,11 +119,12 @@ fn last_result(shared: &Shared, task: &str) -> (Status, String) {
     }
 }
 
-/// One check, then whatever the policy decides. The result counts at the time the check
-/// started (what it says held then), which it returns.
-async fn run_check(shared: &Arc<Shared>, task: &BoundTask) -> Timestamp {
+/// One check, due at `due`, then whatever the policy decides. The result counts at the time
+/// the check started (what it says held then), which it returns.
+async fn run_check(shared: &Arc<Shared>, task: &BoundTask, due: Timestamp) -> Timestamp {
     let name = task.name();
     let started = shared.clock.now();
+    let late = started.since(due);
     let plugin = task.config.check.as_str();
     shared
         .liveness
@@ -132,7 +133,7 @@ async fn run_check(shared: &Arc<Shared>, task: &BoundTask) -> Timestamp {
         Bound::Broken(reason) => {
             shared
                 .events
-                .check_unusable(shared.clock.now(), name, plugin, reason);
+                .check_unusable(shared.clock.now(), name, plugin, reason, late);
             (Status::Unknown, reason.clone())
         }
         Bound::Heartbeat(settings) => {
@@ -147,6 +148,7 @@ async fn run_check(shared: &Arc<Shared>, task: &BoundTask) -> Timestamp {
                 metrics: Vec::new(),
                 elapsed: Duration::ZERO,
                 failure: None,
+                late,
             });
             (status, message)
         }
@@ -154,7 +156,7 @@ async fn run_check(shared: &Arc<Shared>, task: &BoundTask) -> Timestamp {
             let outcome = shared.sandbox.check(&entry.plugin, &task.check_call).await;
             shared
                 .events
-                .check_finished(shared.clock.now(), name, plugin, &outcome);
+                .check_finished(shared.clock.now(), name, plugin, &outcome, late);
             (outcome.status(), outcome.message())
         }
     };
@@ -420,7 +422,7 @@ async fn push(
         )));
     }
     shared.pings.record(task.name(), ping);
-    run_check(shared, task).await;
+    run_check(shared, task, shared.clock.now()).await;
     Ok(format!("ping recorded for {}", task.name()))
 }
 

@@ -92,6 +92,29 @@ pub struct TaskInfo {
     pub actions: Vec<ActionEntry>,
 }
 
+/// One task's line in `/health`: what a probe needs, cheap to build for many tasks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthRow {
+    /// The task.
+    pub name: String,
+    /// Its last check's verdict.
+    pub status: Option<Status>,
+    /// Its state.
+    pub state: State,
+    /// A person paused its actions.
+    pub paused: bool,
+    /// When its last check ran.
+    pub last_check: Option<String>,
+    /// When its last check passed.
+    pub last_healthy: Option<String>,
+    /// Failed checks in a row.
+    pub consecutive_failures: u32,
+    /// Actions started since hmrt started.
+    pub restarts: u64,
+    /// How long its last check took, in milliseconds.
+    pub last_response_ms: Option<f64>,
+}
+
 #[derive(Debug, Default)]
 struct Entry {
     state: Arc<TaskState>,
@@ -182,6 +205,26 @@ impl Board {
         entries
             .get(name)
             .and_then(|entry| self.info(name, entry, now))
+    }
+
+    /// Every task's health line, in name order (`name` = `Some`: that task only).
+    pub fn health(&self, name: Option<&str>) -> Vec<HealthRow> {
+        let entries = crate::sync::lock(&self.entries);
+        entries
+            .iter()
+            .filter(|(task, _)| name.is_none_or(|n| n == task.as_str()))
+            .map(|(task, e)| HealthRow {
+                name: task.clone(),
+                status: e.last_status,
+                state: e.state.state(),
+                paused: e.state.is_paused(),
+                last_check: e.last_check.map(rfc3339),
+                last_healthy: e.last_healthy.map(rfc3339),
+                consecutive_failures: e.state.consecutive_failures(),
+                restarts: e.restarts,
+                last_response_ms: e.last_response_ms,
+            })
+            .collect()
     }
 
     /// The task's latest policy state (its results and actions), for its history.

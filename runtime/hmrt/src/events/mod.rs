@@ -31,7 +31,7 @@ use crate::capabilities::Denial;
 use crate::sandbox::CheckOutcome;
 
 pub use audit::AuditLog;
-pub use board::{ActionEntry, Board, Recent, TaskInfo};
+pub use board::{ActionEntry, Board, HealthRow, Recent, TaskInfo};
 pub use counters::Counters;
 pub use log::LogSubscriber;
 pub use metrics::Metrics;
@@ -68,6 +68,9 @@ pub enum Event {
         /// How the call failed, if it did ([`crate::sandbox::CallError::kind`]): the check said
         /// nothing, the sandbox ended it.
         failure: Option<&'static str>,
+        /// How long after its due time the check started: the scheduler's lag (zero for a check
+        /// not on a schedule, as `hmrt check` runs them).
+        late: Duration,
     },
     /// The policy moved a task to another state.
     StateChanged {
@@ -265,7 +268,14 @@ impl Events {
 
     /// Publishes a check that could not run because its plugin is not usable: `unknown`, with
     /// why.
-    pub fn check_unusable(&self, at: Timestamp, task: &str, plugin: &str, reason: &str) {
+    pub fn check_unusable(
+        &self,
+        at: Timestamp,
+        task: &str,
+        plugin: &str,
+        reason: &str,
+        late: Duration,
+    ) {
         self.emit(
             at,
             Event::CheckFinished {
@@ -276,12 +286,20 @@ impl Events {
                 metrics: Vec::new(),
                 elapsed: Duration::ZERO,
                 failure: None,
+                late,
             },
         );
     }
 
     /// Publishes one check call: each denied call, then the result.
-    pub fn check_finished(&self, at: Timestamp, task: &str, plugin: &str, outcome: &CheckOutcome) {
+    pub fn check_finished(
+        &self,
+        at: Timestamp,
+        task: &str,
+        plugin: &str,
+        outcome: &CheckOutcome,
+        late: Duration,
+    ) {
         for denial in &outcome.report.denials {
             self.emit(
                 at,
@@ -301,6 +319,7 @@ impl Events {
                 metrics: outcome.metrics(),
                 elapsed: outcome.report.elapsed,
                 failure: outcome.result.as_ref().err().map(|e| e.kind()),
+                late,
             },
         );
     }

@@ -1,0 +1,90 @@
+//! What the benchmarks that run a daemon share: the loopback target server (this benchmark's
+//! binary again, in a child process, so its CPU is not counted as hmrt's) and the process's
+//! CPU time.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Set in the child: run as the target server.
+pub const SERVER_ENV: &str = "HMRT_BENCH_SERVER";
+
+/// User + system CPU of this process so far.
+pub fn cpu() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    tv(usage.user_time()) + tv(usage.system_time())
+}
+
+/// The target: this binary in server mode, in a child process.
+pub struct Server {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Server {
+    /// Starts it and reads its port.
+    pub fn start() -> Server {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .env(SERVER_ENV, "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the target server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the server's port");
+        let port = line.trim().parse().expect("a port");
+        Server { child, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Server mode: `GET /health` answers 200 "ok" and is counted; `GET /count` says how many.
+pub fn serve() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        use axum::routing::get;
+        let served = Arc::new(AtomicU64::new(0));
+        let counted = served.clone();
+        let app = axum::Router::new()
+            .route(
+                "/health",
+                get(move || {
+                    served.fetch_add(1, Ordering::Relaxed);
+                    async { "ok" }
+                }),
+            )
+            .route(
+                "/count",
+                get(move || {
+                    let n = counted.load(Ordering::Relaxed);
+                    async move { n.to_string() }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        println!("{}", listener.local_addr().expect("addr").port());
+        let _ = axum::serve(listener, app).await;
+    });
+}
