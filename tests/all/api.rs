@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hmrt_test_support::http::{self, Response};
-use hmrt_test_support::prometheus;
 use hmrt_test_support::supervisord::{Program, Supervisord, free_port};
+use hmrt_test_support::{chromium, prometheus};
 use serde_json::Value;
 
 use crate::support::{HmrtProcess, Workspace, hmrt, never_healthy};
@@ -560,7 +560,8 @@ fn every_route_against_a_running_daemon() {
     assert!(err.contains("cannot reach"), "{err}");
 
     // The status page, rendered by a real headless Chromium on a phone-sized viewport.
-    // (status page: tests/all/status_page.rs, once the chromium harness lands)
+    // The status page, rendered by a real headless Chromium.
+    status_page(api, &s);
 
     let log = s.daemon.drain();
     assert!(
@@ -568,6 +569,77 @@ fn every_route_against_a_running_daemon() {
         "a token reached the log"
     );
     s.daemon.terminate();
+}
+
+/// The page shows a healthy, an unhealthy, a held and a failed task, each marked.
+fn status_page(api: &Api, s: &Setup) {
+    // db down (unhealthy), so api is held; doomed failed again after its re-arm.
+    service(s.db_port, "/fail");
+    api.wait(
+        "db unhealthy",
+        "/tasks/db",
+        Duration::from_secs(5),
+        |_, t| t["state"] == "unhealthy",
+    );
+    api.wait("api held", "/tasks/api", Duration::from_secs(5), |_, t| {
+        t["held"].as_array().is_some_and(|h| !h.is_empty())
+    });
+    api.wait(
+        "doomed failed",
+        "/tasks/doomed",
+        Duration::from_secs(20),
+        |_, t| t["state"] == "failed",
+    );
+    let url = format!("http://{}/", api.addr);
+    let dom = chromium::dump_dom(&url, (390, 844));
+    assert!(
+        dom.contains("data-loaded=\"true\""),
+        "the page rendered: {dom}"
+    );
+    let article = |task: &str| {
+        chromium::element_with_attr(&dom, "data-task", task)
+            .unwrap_or_else(|| panic!("no article for {task}:\n{dom}"))
+            .to_string()
+    };
+    let web = article("web");
+    assert_eq!(
+        chromium::attr(&web, "data-state").as_deref(),
+        Some("healthy"),
+        "{web}"
+    );
+    assert!(
+        web.contains("<polyline"),
+        "web has a latency sparkline: {web}"
+    );
+    let db = article("db");
+    assert_eq!(
+        chromium::attr(&db, "data-state").as_deref(),
+        Some("unhealthy"),
+        "{db}"
+    );
+    assert_eq!(
+        chromium::attr(&db, "data-paused").as_deref(),
+        Some("true"),
+        "{db}"
+    );
+    let held = article("api");
+    assert_eq!(
+        chromium::attr(&held, "data-held").as_deref(),
+        Some("true"),
+        "{held}"
+    );
+    assert!(held.contains("db"), "the hold names the dependency: {held}");
+    let failed = article("doomed");
+    assert_eq!(
+        chromium::attr(&failed, "data-state").as_deref(),
+        Some("failed"),
+        "{failed}"
+    );
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page-phone.png");
+    chromium::screenshot(&url, (390, 844), &shot);
+    let desktop = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page-desktop.png");
+    chromium::screenshot(&url, (1280, 900), &desktop);
+    eprintln!("screenshots: {} {}", shot.display(), desktop.display());
 }
 
 #[test]
@@ -617,6 +689,11 @@ config = { period = "1s", token_env = "TEST_PUSH_TOKEN" }
     );
     let message = api.task("cron")["message"].as_str().unwrap().to_string();
     assert!(message.starts_with("no ping for"), "{message}");
+    // Judged once when the period ran out, then at its interval (1 h): never in a loop. (A
+    // window to count in, not a wait for something to happen.)
+    std::thread::sleep(Duration::from_millis(300));
+    let cron = api.task("cron");
+    assert_eq!(cron["consecutive_failures"], 1, "{cron}");
     let r = api.post("/push/cron", Some(PUSH_TOKEN), b"");
     assert_eq!(r.status, 200);
     assert_eq!(

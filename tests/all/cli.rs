@@ -90,7 +90,7 @@ async fn run_stops_on_sigterm_and_sigint_with_exit_zero() {
         let mut log = Vec::new();
         while !log
             .iter()
-            .any(|l: &String| l.contains("unknown -> healthy"))
+            .any(|l: &String| l.contains("from=unknown to=healthy"))
         {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines_rx.recv_timeout(left) {
@@ -216,7 +216,7 @@ fn a_task_left_unknown_says_why_at_warn_level_once_and_the_others_run() {
     let mut run = HmrtProcess::start_logging(&path, "warn,hmrt::events=debug");
     let checks_of = |log: &[String], task: &str| {
         log.iter()
-            .filter(|l| l.contains("check:") && l.contains(&format!("task={task}")))
+            .filter(|l| l.contains("elapsed_ms=") && l.contains(&format!("task={task} ")))
             .count()
     };
     let log = run

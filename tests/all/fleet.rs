@@ -56,15 +56,13 @@ grants = {{ http = ["http://{a_addr}"] }}
     let b_addr = host_b.api_addr();
 
     let prometheus = Prometheus::start(&[a_addr, b_addr], "1s");
-    let states = prometheus.wait_for(
-        "hmrt_task_state == 1",
-        Duration::from_secs(60),
-        |data| {
-            let s = samples(data);
-            s.iter().any(|s| s.label("task") == "doomed" && s.label("state") == "failed")
-                && s.iter().any(|s| s.label("task") == "peer" && s.label("state") == "healthy")
-        },
-    );
+    let states = prometheus.wait_for("hmrt_task_state == 1", Duration::from_secs(60), |data| {
+        let s = samples(data);
+        s.iter()
+            .any(|s| s.label("task") == "doomed" && s.label("state") == "failed")
+            && s.iter()
+                .any(|s| s.label("task") == "peer" && s.label("state") == "healthy")
+    });
     let states = samples(&states);
     let instances: std::collections::BTreeSet<&str> =
         states.iter().map(|s| s.label("instance")).collect();

@@ -41,6 +41,9 @@ pub(super) async fn task_loop(
     // ran out after it at its own instant. `hmrt simulate` applies the same rule (the time of
     // the last entry replayed), so the two agree to the millisecond.
     let mut floor = shared.clock.now();
+    // When this loop last judged the task (a check, scheduled or after a ping): a heartbeat's
+    // deadline at or before it has been seen, and must not wake the loop again.
+    let mut judged = Timestamp(0);
     loop {
         let now = shared.clock.now();
         if slot > now.plus(interval) {
@@ -56,11 +59,18 @@ pub(super) async fn task_loop(
         // A heartbeat's silence is noticed at the instant it runs past its period, not at the
         // next check after it.
         let due_now = match task.heartbeat() {
-            Some(settings) => due.min(heartbeat::deadline(
-                settings,
-                shared.pings.last(&name).as_ref(),
-                shared.started,
-            )),
+            Some(settings) => {
+                let deadline = heartbeat::deadline(
+                    settings,
+                    shared.pings.last(&name).as_ref(),
+                    shared.started,
+                );
+                if deadline > judged {
+                    due.min(deadline)
+                } else {
+                    due
+                }
+            }
             None => due,
         };
         let until = wake.map_or(due_now, |w| w.min(due_now));
@@ -72,7 +82,9 @@ pub(super) async fn task_loop(
                 continue;
             }
             Some(request) = inbox.recv() => {
-                floor = floor.max(handle(&shared, &task, request).await);
+                let handled = handle(&shared, &task, request).await;
+                floor = floor.max(handled);
+                judged = judged.max(handled);
                 continue;
             }
             _ = stop.changed() => return,
@@ -100,9 +112,13 @@ pub(super) async fn task_loop(
             }
             _ if now >= due_now => {
                 floor = run_check(&shared, &task, due_now).await;
+                judged = floor;
                 idle_wake = None;
-                slot = next_check(slot, interval, shared.clock.now());
-                due = slot.plus(jitter(per_run_jitter));
+                // A check the heartbeat's deadline brought forward leaves the rhythm alone.
+                if now >= due {
+                    slot = next_check(slot, interval, shared.clock.now());
+                    due = slot.plus(jitter(per_run_jitter));
+                }
             }
             _ => {}
         }

@@ -264,12 +264,20 @@ impl Board {
             max_restarts: view.max_restarts,
             budget_left: view.max_restarts.saturating_sub(view.restarts_in_window),
             backoff_position: view.backoff_position,
-            next_action_at: view.next_action_not_before.map(rfc3339),
+            next_action_at: pending_action(&view).map(rfc3339),
             metrics: entry.metrics.clone(),
             recent: entry.recent.iter().cloned().collect(),
             actions: entry.actions.iter().cloned().collect(),
         })
     }
+}
+
+/// When the task's next action may start, if one is pending: only an unhealthy task waits for
+/// one (the backoff's bound outlives the incident; after it, it means nothing).
+pub(crate) fn pending_action(view: &hmrt_policy::TaskView) -> Option<Timestamp> {
+    (view.state == State::Unhealthy)
+        .then_some(view.next_action_not_before)
+        .flatten()
 }
 
 impl Subscriber for Board {

@@ -105,10 +105,9 @@ impl Subscriber for LogSubscriber {
             } => {
                 tracing::info!(task = %task, event = "control", command, by = %by, from = %from, "{outcome}")
             }
-            Event::PluginFailed { problem } => {
-                tracing::error!(event = "plugin_failed", "{problem}")
-            }
-            Event::TaskState { .. } => {}
+            // The registry logs a plugin file it cannot load as it loads it, for every command;
+            // the event would only say it twice.
+            Event::PluginFailed { .. } | Event::TaskState { .. } => {}
         }
     }
 }

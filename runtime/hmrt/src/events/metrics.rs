@@ -252,9 +252,7 @@ impl Metrics {
         self.backoff
             .get_or_create(&task_label(task))
             .set(delay.as_secs_f64());
-        let next = view
-            .next_action_not_before
-            .map_or(0.0, |at| at.0 as f64 / 1000.0);
+        let next = super::board::pending_action(&view).map_or(0.0, |at| at.0 as f64 / 1000.0);
         self.next_action.get_or_create(&task_label(task)).set(next);
     }
 
