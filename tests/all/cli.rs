@@ -246,3 +246,53 @@ fn a_task_left_unknown_says_why_at_warn_level_once_and_the_others_run() {
         "the plugin file is reported:\n{text}"
     );
 }
+
+#[test]
+fn json_log_lines_carry_task_plugin_and_event_as_fields_once() {
+    let ws = Workspace::new();
+    let path = ws.config(&(command_task("fine", "true", &[]) + "interval = \"100ms\"\n"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hmrt"))
+        .args(["run", path.to_str().unwrap(), "--log-format", "json"])
+        .env("HMRT_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start hmrt");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut check = None;
+    let mut state = None;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+        let json: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        match json["event"].as_str() {
+            Some("check") if json.get("plugin").is_some() => check = Some(json),
+            Some("state") => state = Some(json),
+            _ => {}
+        }
+        if check.is_some() && state.is_some() {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let check = check.expect("a check line");
+    assert_eq!(check["task"], "fine", "{check}");
+    assert_eq!(check["plugin"], "command", "{check}");
+    assert_eq!(check["status"], "healthy", "{check}");
+    let state = state.expect("a state line");
+    assert_eq!(
+        (&state["from"], &state["to"]),
+        (&"unknown".into(), &"healthy".into())
+    );
+    for line in [&check, &state] {
+        let message = line["message"].as_str().unwrap();
+        assert!(
+            !message.contains("fine"),
+            "the message does not repeat the task: {line}"
+        );
+        assert!(
+            line.get("span").is_none() && line.get("spans").is_none(),
+            "{line}"
+        );
+    }
+}

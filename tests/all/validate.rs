@@ -78,6 +78,21 @@ fn each_mistake_is_reported_at_its_line() {
             &["tasks.toml:3:", "an action plugin, not a check"],
         ),
         (
+            "a heartbeat without the API",
+            "[[task]]\nname = \"cron\"\ncheck = \"heartbeat\"\nconfig = { period = \"1h\", token_env = \"T\" }\n",
+            &["tasks.toml:3:", "[runtime] listen"],
+        ),
+        (
+            "a heartbeat's period",
+            "[runtime]\nlisten = \"127.0.0.1:0\"\n[[task]]\nname = \"cron\"\ncheck = \"heartbeat\"\nconfig = { period = \"soon\", token_env = \"T\" }\n",
+            &["tasks.toml:6:", "config.period", "soon"],
+        ),
+        (
+            "a heartbeat's token variable",
+            "[runtime]\nlisten = \"127.0.0.1:0\"\n[[task]]\nname = \"cron\"\ncheck = \"heartbeat\"\nconfig = { period = \"1h\", token_env = \"my-token\" }\n",
+            &["tasks.toml:6:", "config.token_env", "my-token"],
+        ),
+        (
             "exec program not granted",
             "[[task]]\nname = \"disk\"\ncheck = \"command\"\nconfig = { program = \"df\" }\n",
             &["tasks.toml:4:", "df", "exec"],

@@ -47,17 +47,13 @@ enum PingStatus {
     Unhealthy,
 }
 
-/// An empty body is the same as `{}`; anything else must be the route's JSON.
-fn parse<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+/// An empty body is the same as `{}`; anything else must be the route's JSON. The error says
+/// what is wrong, for a 400.
+fn parse<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not valid: {e}"),
-        )
-    })
+    serde_json::from_slice(body).map_err(|e| format!("the body is not valid: {e}"))
 }
 
 pub(super) async fn restart(
@@ -121,7 +117,7 @@ async fn command(
     }
     let body: ReasonBody = match parse(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, problem),
     };
     let mut by = token.name.clone();
     if let Some(reason) = body.reason.filter(|r| !r.trim().is_empty()) {
@@ -159,7 +155,7 @@ pub(super) async fn push(
     }
     let body: PingBody = match parse(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, problem),
     };
     let status = match body.status {
         None | Some(PingStatus::Healthy) => Status::Healthy,
