@@ -18,6 +18,7 @@ fn plugins_list_shows_builtins_and_names_each_broken_file() {
         "command",
         "tcp",
         "supervisor-restart",
+        "heartbeat",
         "json-health",
     ] {
         assert!(

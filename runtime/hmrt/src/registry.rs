@@ -178,10 +178,13 @@ impl Registry {
                 self.problems.push(Problem::BadName { file });
                 continue;
             }
-            if self
-                .entries
-                .get(&name)
-                .is_some_and(|e| e.source == Source::Builtin)
+            // `heartbeat` is a built-in the host judges, not a component: a file by that name
+            // would never be used, so it is refused like any other clash.
+            if name == crate::heartbeat::CHECK_NAME
+                || self
+                    .entries
+                    .get(&name)
+                    .is_some_and(|e| e.source == Source::Builtin)
             {
                 let problem = Problem::ShadowsBuiltin {
                     file,

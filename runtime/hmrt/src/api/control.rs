@@ -139,7 +139,7 @@ pub(super) async fn push(
     body: Bytes,
 ) -> Response {
     let Some(token) = api.tokens.push.get(&task) else {
-        if api.board.task(&task, api.clock.now()).is_some() {
+        if api.board.has(&task) {
             return error(
                 StatusCode::CONFLICT,
                 format!("task {task:?} is not a heartbeat"),

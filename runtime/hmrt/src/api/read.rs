@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{
+    ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use hmrt_policy::State as TaskStateKind;
@@ -83,7 +86,7 @@ pub(super) async fn health_of(
     let (code, status) = up_or_down(is_down(row.state));
     let mut body = serde_json::to_value(row).unwrap_or_default();
     if let Some(object) = body.as_object_mut() {
-        object.insert("status_code".into(), status.into());
+        object.insert("health".into(), status.into());
     }
     (code, Json(body)).into_response()
 }
@@ -225,8 +228,22 @@ pub(super) async fn metrics(State(api): State<Arc<ApiState>>, headers: HeaderMap
         .into_response()
 }
 
+/// What the page may do: its own inline script and style, and fetch from this origin; nothing
+/// else (no other origin, no frames, no forms), so even text that slipped into the DOM could
+/// neither load nor send anything.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 pub(super) async fn page() -> Response {
-    ([(CACHE_CONTROL, "no-cache")], Html(PAGE)).into_response()
+    (
+        [
+            (CACHE_CONTROL, "no-cache"),
+            (CONTENT_SECURITY_POLICY, PAGE_POLICY),
+            (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (REFERRER_POLICY, "no-referrer"),
+        ],
+        Html(PAGE),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -185,6 +185,11 @@ impl Board {
         }
     }
 
+    /// Whether a task of that name exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.policies.contains_key(name)
+    }
+
     /// The task names, in name order.
     pub fn names(&self) -> Vec<String> {
         self.policies.keys().cloned().collect()

@@ -398,6 +398,75 @@ impl Subscriber for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capabilities::{Capability, Denial};
+    use crate::events::Metric;
+    use std::time::Duration;
+
+    fn check(task: &str, metrics: Vec<Metric>, failure: Option<&'static str>) -> Event {
+        Event::CheckFinished {
+            task: task.into(),
+            plugin: "hostile".into(),
+            status: Status::Unhealthy,
+            message: String::new(),
+            metrics,
+            elapsed: Duration::from_millis(3),
+            failure,
+            late: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn traps_denials_and_guest_metrics_are_counted_and_contained() {
+        let policies = [("web".to_string(), PolicyConfig::default())].into();
+        let m = Metrics::new(policies);
+        m.on_event(Timestamp(0), &check("web", Vec::new(), Some("trap")));
+        m.on_event(
+            Timestamp(0),
+            &Event::CallDenied {
+                task: "web".into(),
+                denial: Denial {
+                    capability: Capability::Http,
+                    asked: "http://elsewhere".into(),
+                },
+            },
+        );
+        let forged = Metric {
+            name: "x\"} 1\nhmrt_build_info{version=\"evil\"".into(),
+            value: 1.0,
+            unit: "ms".into(),
+        };
+        let many: Vec<Metric> = (0..100)
+            .map(|i| Metric {
+                name: format!("m{i}"),
+                value: 1.0,
+                unit: String::new(),
+            })
+            .collect();
+        m.on_event(Timestamp(0), &check("web", vec![forged], None));
+        m.on_event(Timestamp(0), &check("web", many, None));
+        let text = m.prometheus_text();
+        assert!(
+            text.contains("hmrt_plugin_traps_total{plugin=\"hostile\",kind=\"trap\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hmrt_capability_denied_total{task=\"web\",capability=\"http\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("evil\""),
+            "a guest's text stays inside its label: {text}"
+        );
+        assert_eq!(
+            text.matches("hmrt_check_metric{").count(),
+            MAX_GUEST_SERIES,
+            "{text}"
+        );
+        assert!(
+            text.contains("hmrt_task_state{task=\"web\",state=\"unknown\"} 1"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn guest_text_never_leaves_its_label() {
