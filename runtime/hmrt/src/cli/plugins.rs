@@ -34,12 +34,10 @@ pub(super) async fn plugins_list(
     }
     // Not a component: judged by the host from the pings the API receives.
     println!(
-        "{:20} {:6} {:8} {}  [{}]",
+        "{:20} {:6} {:8} Healthy while POST /push/{{task}} is called at least once per `period` (in the host).  [built-in]",
         crate::heartbeat::CHECK_NAME,
         "check",
         env!("CARGO_PKG_VERSION"),
-        "Healthy while POST /push/{task} is called at least once per `period` (in the host).",
-        "built-in"
     );
     for problem in registry.problems() {
         eprintln!("error: {problem}");
