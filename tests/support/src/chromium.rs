@@ -48,7 +48,7 @@ pub fn chromium_path() -> PathBuf {
     };
     assert!(
         path.is_file(),
-        "chromium not found at {} (run scripts/setup in the workspace root to install it, or \
+        "chromium not found at {} (run scripts/setup --tests in the workspace root to install it, or \
          set HMRT_CHROMIUM to a Chromium executable)",
         path.display()
     );

@@ -10,7 +10,7 @@
 //! what the docs and alert rules promise. A parser of our own would only agree with us.
 //!
 //! Binaries: `$HMRT_PROMETHEUS`, else `/usr/bin/prometheus`; `$HMRT_PROMTOOL`, else
-//! `/usr/bin/promtool` (Debian's `prometheus` package; `scripts/setup` installs it).
+//! `/usr/bin/promtool` (Debian's `prometheus` package; `scripts/setup --tests` installs it).
 //!
 //! Everything blocks, and failures panic with Prometheus' log: this is test code, and a test
 //! whose real part cannot start must fail, not pass vacuously.
@@ -47,7 +47,7 @@ fn bin(var: &str, default: &str) -> PathBuf {
     let path = std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
     assert!(
         path.is_file(),
-        "{} not found (set {var}, or run scripts/setup, which installs Debian's prometheus \
+        "{} not found (set {var}, or run scripts/setup --tests, which installs Debian's prometheus \
          package)",
         path.display()
     );
