@@ -17,7 +17,7 @@ mod grants;
 mod parse;
 mod values;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fmt;
 use std::net::SocketAddr;
@@ -56,6 +56,8 @@ pub struct Config {
     pub supervisor: Option<SupervisorConfig>,
     /// The `[[task]]` tables, in file order.
     pub tasks: Vec<TaskConfig>,
+    /// The `[[alert]]` routes, in file order.
+    pub alerts: Vec<AlertRoute>,
 }
 
 impl Config {
@@ -185,8 +187,165 @@ pub struct TaskConfig {
     pub grants: Grants,
     /// What to do when the task becomes unhealthy.
     pub on_failure: Option<ActionConfig>,
+    /// Labels (`labels = { team = "web" }`) that alert routes match on and notices carry.
+    pub labels: BTreeMap<String, String>,
     /// Thresholds, backoff, restart budget, start period, flapping and dependencies.
     pub policy: PolicyConfig,
+}
+
+/// An `[[alert]]` route: which tasks' events reach which receiver, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRoute {
+    /// The route's unique name (metrics and notices name it).
+    pub name: String,
+    /// Where its table starts.
+    pub location: Location,
+    /// Task names or globs; empty: every task (narrowed by `labels`).
+    pub tasks: Vec<TaskMatcher>,
+    /// Labels a task must all carry to match; empty: no condition.
+    pub labels: BTreeMap<String, String>,
+    /// The events that make notices.
+    pub events: BTreeSet<AlertEvent>,
+    /// The action that delivers the notices (its config gets the notice under `notice`).
+    pub receiver: ActionConfig,
+    /// Failed checks in a row before the route says "unhealthy" (on top of the task's own
+    /// threshold); `None`: as soon as the task is unhealthy.
+    pub failure_threshold: Option<u32>,
+    /// Passed checks in a row before the route says "recovered"; `None`: as soon as the task is.
+    pub success_threshold: Option<u32>,
+    /// How often to remind while an incident lasts; `None`: never.
+    pub remind_every: Option<Duration>,
+    /// Whether "recovered" notices are sent.
+    pub send_resolved: bool,
+    /// How long an undeliverable notice is retried before it is dropped (with a log line).
+    pub give_up_after: Duration,
+}
+
+impl AlertRoute {
+    /// Whether the route covers `task`.
+    pub fn covers(&self, task: &TaskConfig) -> bool {
+        (self.tasks.is_empty() || self.tasks.iter().any(|m| m.matches(&task.name)))
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| task.labels.get(k) == Some(v))
+    }
+}
+
+/// What an alert route can be told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlertEvent {
+    /// An incident began (the task became unhealthy).
+    Unhealthy,
+    /// The incident ended (the task passes again).
+    Recovered,
+    /// The restart budget is spent.
+    Failed,
+    /// The task changes state too often; one notice instead of a stream.
+    Flapping,
+    /// A failed task was re-armed.
+    Rearmed,
+    /// The task's actions are held by a dependency.
+    Held,
+}
+
+impl AlertEvent {
+    /// The events of a route that does not list them.
+    pub const DEFAULT: &'static [AlertEvent] = &[
+        AlertEvent::Unhealthy,
+        AlertEvent::Recovered,
+        AlertEvent::Failed,
+    ];
+    const ALL: &'static [AlertEvent] = &[
+        AlertEvent::Unhealthy,
+        AlertEvent::Recovered,
+        AlertEvent::Failed,
+        AlertEvent::Flapping,
+        AlertEvent::Rearmed,
+        AlertEvent::Held,
+    ];
+
+    /// Its name in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertEvent::Unhealthy => "unhealthy",
+            AlertEvent::Recovered => "recovered",
+            AlertEvent::Failed => "failed",
+            AlertEvent::Flapping => "flapping",
+            AlertEvent::Rearmed => "rearmed",
+            AlertEvent::Held => "held",
+        }
+    }
+
+    /// The event named `name`, or why not.
+    pub fn parse(name: &str) -> Result<AlertEvent, String> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|e| e.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|e| e.as_str()).collect();
+                format!("unknown event {name:?}; known: {}", known.join(", "))
+            })
+    }
+}
+
+/// A task name, or a glob over names (`*` any run of characters, `?` one character).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskMatcher {
+    pattern: String,
+}
+
+impl TaskMatcher {
+    /// A matcher for `pattern`.
+    pub fn new(pattern: &str) -> TaskMatcher {
+        TaskMatcher {
+            pattern: pattern.to_string(),
+        }
+    }
+
+    /// Whether it has wildcards.
+    pub fn is_glob(&self) -> bool {
+        self.pattern.contains(['*', '?'])
+    }
+
+    /// Whether `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        glob(self.pattern.as_bytes(), name.as_bytes())
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+}
+
+/// `*` and `?` over bytes (task names are ASCII), iteratively with one backtrack point, so a
+/// pattern never costs more than length × length.
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 /// A task's `on_failure` action.
@@ -240,5 +399,19 @@ impl PluginConfig {
     /// written.
     pub fn location(&self, pointer: &str) -> Option<&Location> {
         self.locations.get(pointer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TaskMatcher;
+
+    #[test]
+    fn globs() {
+        let m = |p: &str, n: &str| TaskMatcher::new(p).matches(n);
+        assert!(m("web", "web") && !m("web", "web2"));
+        assert!(m("db-*", "db-main") && m("db-*", "db-") && !m("db-*", "web"));
+        assert!(m("*-api", "orders-api") && m("w?b", "web") && !m("w?b", "weeb"));
+        assert!(m("*a*b*", "xxaxxbxx") && !m("*a*b*", "xxbxxaxx"));
     }
 }

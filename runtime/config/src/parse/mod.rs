@@ -4,6 +4,7 @@
 //! structs: serde stops at the first unknown key or wrong type, while this walk records every
 //! problem, each at its own key and span, and goes on.
 
+mod alert;
 mod read;
 mod resolve;
 mod settings;
@@ -28,7 +29,7 @@ use settings::{Layer, Pass};
 type Value<'i> = Spanned<DeValue<'i>>;
 type Span = Range<usize>;
 
-const TOP_KEYS: &[&str] = &["runtime", "api", "supervisor", "defaults", "task"];
+const TOP_KEYS: &[&str] = &["runtime", "api", "supervisor", "defaults", "task", "alert"];
 const API_KEYS: &[&str] = &["token_env"];
 const RUNTIME_KEYS: &[&str] = &["plugins_dir", "state_dir", "listen", "max_concurrency"];
 const SUPERVISOR_KEYS: &[&str] = &["serverurl", "username", "password"];
@@ -200,12 +201,14 @@ impl<'a> Parser<'a> {
         self.cross_checks(&alone, &Layer::default(), &defaults, &Pass::Defaults);
         let raw = self.tasks(&top);
         let tasks = self.resolve(raw, &defaults);
+        let alerts = self.alerts(&top, &tasks);
         Config {
             file: self.file.to_path_buf(),
             runtime,
             api,
             supervisor,
             tasks,
+            alerts,
         }
     }
 

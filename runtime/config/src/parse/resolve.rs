@@ -52,6 +52,7 @@ impl Parser<'_> {
                 config: task.config,
                 grants: task.grants,
                 on_failure: task.on_failure,
+                labels: task.labels,
                 policy,
             });
         }

@@ -18,7 +18,7 @@ use crate::{
 /// Keys only a task may have: they name what is specific to one task.
 #[rustfmt::skip]
 pub(super) const TASK_ONLY_KEYS: &[&str] =
-    &["name", "program", "check", "config", "grants", "on_failure", "depends_on"];
+    &["name", "program", "check", "config", "grants", "on_failure", "depends_on", "labels"];
 const GRANT_KEYS: &[&str] = &["http", "exec", "supervisor", "tcp"];
 const ACTION_KEYS: &[&str] = &["action", "config", "grants", "timeout"];
 
@@ -34,6 +34,7 @@ pub(super) struct RawTask {
     pub(super) on_failure: Option<ActionConfig>,
     /// Each with its index in the array as written, which errors name it by.
     pub(super) depends_on: Vec<(usize, At<String>)>,
+    pub(super) labels: BTreeMap<String, String>,
     pub(super) settings: Layer,
 }
 
@@ -102,6 +103,7 @@ impl Parser<'_> {
         let grants = self.grants(&t, "grants");
         let on_failure = self.on_failure(&t, program.as_ref());
         let depends_on = self.depends_on(&t);
+        let labels = self.labels(&t);
         let settings = self.settings(&t, false);
         RawTask {
             scope: t.scope,
@@ -113,6 +115,7 @@ impl Parser<'_> {
             grants,
             on_failure,
             depends_on,
+            labels,
             settings,
         }
     }
@@ -176,7 +179,7 @@ impl Parser<'_> {
 
     /// `on_failure = { action = "...", config = {...}, grants = {...}, timeout = "30s" }`: the
     /// action gets exactly the grants written.
-    fn action_table(&mut self, a: &Table<'_>) -> Option<ActionConfig> {
+    pub(super) fn action_table(&mut self, a: &Table<'_>) -> Option<ActionConfig> {
         self.check_keys(a, ACTION_KEYS, |_| None);
         let action = self.required_string(a, "action");
         let config = self.plugin_config(a, "config");
