@@ -6,6 +6,7 @@
 //! task's grants; the scheduler feeds results to [`hmrt_policy`], and runs the actions it
 //! decides on.
 
+pub mod alerts;
 pub mod api;
 pub mod capabilities;
 pub mod cli;

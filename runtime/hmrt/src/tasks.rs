@@ -48,17 +48,23 @@ impl BoundTask {
     }
 }
 
-fn resolve(
+/// What the plugin named `name` resolves to, for `task` (`None`: an alert route's receiver),
+/// or the config error at `location`.
+pub(crate) fn resolve(
     registry: &Registry,
     name: &str,
     kind: PluginKind,
     location: &Location,
-    task: &str,
+    task: Option<&str>,
     key: &str,
 ) -> Result<Bound, ConfigError> {
+    let in_task = |e: ConfigError| match task {
+        Some(task) => e.in_task(task),
+        None => e,
+    };
     match registry.lookup(name) {
         Lookup::Found(entry) if entry.plugin.kind() == kind => Ok(Bound::Ready(entry.clone())),
-        Lookup::Found(entry) => Err(ConfigError::new(
+        Lookup::Found(entry) => Err(in_task(ConfigError::new(
             location.clone(),
             key,
             format!(
@@ -66,22 +72,20 @@ fn resolve(
                 article(entry.plugin.kind()),
                 article(kind)
             ),
-        )
-        .in_task(task)),
+        ))),
         Lookup::Broken(problem) => Ok(Bound::Broken(format!(
             "plugin \"{name}\" is not usable: {problem}"
         ))),
         Lookup::Missing => {
             let known = registry.names(kind);
-            Err(ConfigError::new(
+            Err(in_task(ConfigError::new(
                 location.clone(),
                 key,
                 format!(
                     "unknown {kind} \"{name}\" (known {kind}s: {}; third-party plugins are the *.wasm files in runtime.plugins_dir)",
                     known.join(", ")
                 ),
-            )
-            .in_task(task))
+            )))
         }
     }
 }
@@ -116,7 +120,7 @@ pub fn bind(config: &Config, registry: &Registry) -> Result<Vec<BoundTask>, Vec<
                 &task.check,
                 PluginKind::Check,
                 &task.check_location,
-                &task.name,
+                Some(&task.name),
                 "check",
             )
         };
@@ -126,7 +130,7 @@ pub fn bind(config: &Config, registry: &Registry) -> Result<Vec<BoundTask>, Vec<
                 &action.action,
                 PluginKind::Action,
                 &action.location,
-                &task.name,
+                Some(&task.name),
                 "on_failure",
             )
             .map(|plugin| {

@@ -58,6 +58,11 @@ pub async fn validate_tasks(
             return findings;
         }
     };
+    if only.is_none() {
+        findings
+            .config
+            .extend(validate_receivers(config, sandbox, registry).await);
+    }
     for task in tasks
         .iter()
         .filter(|t| only.is_none_or(|name| t.name() == name))
@@ -67,6 +72,42 @@ pub async fn validate_tasks(
                 .await
                 .iter()
                 .map(ToString::to_string),
+        );
+    }
+    findings
+}
+
+/// Each alert route's receiver: it resolves to an action, accepts its config, and the route's
+/// receiver grants cover what it would touch.
+async fn validate_receivers(
+    config: &Config,
+    sandbox: &Sandbox,
+    registry: &Registry,
+) -> Vec<String> {
+    let receivers = match crate::alerts::receivers::bind(config, registry) {
+        Ok(receivers) => receivers,
+        Err(errors) => return errors.iter().map(ToString::to_string).collect(),
+    };
+    let mut findings = Vec::new();
+    for receiver in &receivers {
+        let Bound::Ready(entry) = &receiver.plugin else {
+            continue;
+        };
+        let route = &receiver.route;
+        let prefix = format!("alert {:?}: receiver", route.name);
+        findings.extend(
+            validate_call(
+                sandbox,
+                &entry.plugin,
+                &receiver.call,
+                &route.receiver.config,
+                &route.receiver.location,
+                &format!("{prefix}.config"),
+                &format!("{prefix}.grants"),
+            )
+            .await
+            .iter()
+            .map(ToString::to_string),
         );
     }
     findings

@@ -4,6 +4,7 @@
 //! - [`supervisord`]: a real supervisord (4.3.0) in a temporary directory, driven and
 //!   inspected through `supervisorctl`, and `flaky_service.py` (next to this crate's
 //!   `Cargo.toml`), a small HTTP service whose health a test can break and repair.
+//! - [`alertmanager`]: a real Alertmanager on loopback, read through its API.
 //! - [`chromium`]: headless Chromium rendering a page (its DOM after scripts ran, a screenshot).
 //! - [`http`]: a minimal blocking HTTP/1.1 client over `std::net`, for talking to the servers.
 //! - [`prometheus`]: a real Prometheus on loopback, and `promtool`.
@@ -13,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alertmanager;
 pub mod chromium;
 pub mod http;
 pub mod prometheus;

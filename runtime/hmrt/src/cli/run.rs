@@ -10,6 +10,7 @@ use hmrt_config::Config;
 use std::net::TcpListener;
 
 use super::{load_config, setup};
+use crate::alerts::Alerts;
 use crate::api::{ApiState, Tokens};
 use crate::clock::{Clock, SystemClock};
 use crate::daemon::Daemon;
@@ -63,7 +64,17 @@ pub(super) async fn run(file: &Path) -> anyhow::Result<ExitCode> {
     if let Some(api) = &api {
         subscribers.extend(api.subscribers());
     }
-    let daemon = Daemon::new(&config, sandbox, tasks, subscribers, clock.clone())?;
+    let alerts = match open_alerts(&config, &registry) {
+        Ok(alerts) => alerts,
+        Err(message) => {
+            eprintln!("{}: {message}; not starting", file.display());
+            return Ok(ExitCode::from(CONFIG_ERROR));
+        }
+    };
+    if let Some(alerts) = &alerts {
+        subscribers.push(alerts.clone());
+    }
+    let daemon = Daemon::new(&config, sandbox.clone(), tasks, subscribers, clock.clone())?;
     for problem in registry.problems() {
         daemon.events().emit(
             clock.now(),
@@ -73,6 +84,11 @@ pub(super) async fn run(file: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
+    let delivering = alerts.map(|alerts| {
+        alerts.seed(&daemon.states());
+        let events = daemon.events().clone();
+        tokio::spawn(alerts.deliver(sandbox, events, clock.clone(), api_stopped.clone()))
+    });
     let server = match api {
         Some(api) => Some(
             api.serve(&daemon, clock.clone(), api_stopped)
@@ -82,6 +98,11 @@ pub(super) async fn run(file: &Path) -> anyhow::Result<ExitCode> {
     };
     daemon.run(crate::daemon::shutdown_signal()).await?;
     let _ = stop_api.send(true);
+    if let Some(delivering) = delivering {
+        delivering
+            .await
+            .context("the alert dispatcher ended abnormally")?;
+    }
     if let Some(server) = server {
         let served = tokio::task::spawn_blocking(move || server.join())
             .await
@@ -92,6 +113,26 @@ pub(super) async fn run(file: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The alert output, when the config has routes: receivers bound, the outbox read.
+fn open_alerts(
+    config: &Config,
+    registry: &crate::registry::Registry,
+) -> Result<Option<Arc<Alerts>>, String> {
+    if config.alerts.is_empty() {
+        return Ok(None);
+    }
+    let receivers = crate::alerts::receivers::bind(config, registry).map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let alerts =
+        Alerts::open(config, receivers, &config.runtime.state_dir).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(alerts)))
 }
 
 /// The HTTP API, prepared before the daemon starts so that every reason not to start (a

@@ -105,6 +105,20 @@ impl Subscriber for LogSubscriber {
             } => {
                 tracing::info!(task = %task, event = "control", command, by = %by, from = %from, "{outcome}")
             }
+            Event::NoticeSent {
+                route,
+                task,
+                kind,
+                attempt,
+                outcome,
+                message,
+            } => {
+                if *outcome == "delivered" {
+                    tracing::info!(task = %task, route = %route, event = "notice", kind, attempt, outcome, "{message}")
+                } else {
+                    tracing::warn!(task = %task, route = %route, event = "notice", kind, attempt, outcome, "{message}")
+                }
+            }
             // The registry logs a plugin file it cannot load as it loads it, for every command;
             // the event would only say it twice.
             Event::PluginFailed { .. } | Event::TaskState { .. } => {}

@@ -66,6 +66,12 @@ struct TrapLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NoticeLabels {
+    route: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: &'static str,
 }
@@ -101,6 +107,7 @@ pub struct Metrics {
     next_action: Family<TaskLabel, FloatGauge>,
     guest: Family<GuestLabels, FloatGauge>,
     lag: Histogram,
+    notices: Family<NoticeLabels, Counter>,
     /// The guest series each task has, to cap them.
     guest_names: Mutex<BTreeMap<String, BTreeSet<(String, String)>>>,
 }
@@ -124,6 +131,7 @@ impl Metrics {
         let guest = Family::<GuestLabels, FloatGauge>::default();
         let build = Family::<VersionLabel, Gauge>::default();
         let lag = duration_histogram();
+        let notices = Family::<NoticeLabels, Counter>::default();
         build
             .get_or_create(&VersionLabel {
                 version: env!("CARGO_PKG_VERSION"),
@@ -192,6 +200,11 @@ impl Metrics {
             Unit::Seconds,
             lag.clone(),
         );
+        registry.register(
+            "hmrt_notices",
+            "Alert notice delivery attempts, by route and outcome (delivered, failed, dropped)",
+            notices.clone(),
+        );
         registry.register("hmrt_build_info", "hmrt's version", build);
         let metrics = Metrics {
             registry,
@@ -208,6 +221,7 @@ impl Metrics {
             next_action,
             guest,
             lag,
+            notices,
             guest_names: Mutex::new(BTreeMap::new()),
         };
         for task in metrics.policies.keys() {
@@ -382,6 +396,13 @@ impl Subscriber for Metrics {
                     };
                     self.traps.get_or_create(&labels).inc();
                 }
+            }
+            Event::NoticeSent { route, outcome, .. } => {
+                let labels = NoticeLabels {
+                    route: route.clone(),
+                    outcome,
+                };
+                self.notices.get_or_create(&labels).inc();
             }
             Event::CallDenied { task, denial } => {
                 let labels = DeniedLabels {

@@ -161,6 +161,21 @@ pub enum Event {
         /// What came of it, for a person.
         outcome: String,
     },
+    /// An alert route tried to deliver a notice.
+    NoticeSent {
+        /// The route.
+        route: String,
+        /// The task the notice is about.
+        task: String,
+        /// What the notice says (`unhealthy`, `recovered`, `reminder`, ...).
+        kind: &'static str,
+        /// Which attempt this was.
+        attempt: u32,
+        /// `delivered`, `failed` (it will be retried) or `dropped` (given up).
+        outcome: &'static str,
+        /// What the receiver said.
+        message: String,
+    },
     /// A plugin file could not be loaded: its tasks report `unknown`, the others run.
     PluginFailed {
         /// What is wrong, naming the file.
@@ -180,7 +195,8 @@ impl Event {
             | Event::Policy { task, .. }
             | Event::TaskState { task, .. }
             | Event::CallDenied { task, .. }
-            | Event::Control { task, .. } => Some(task),
+            | Event::Control { task, .. }
+            | Event::NoticeSent { task, .. } => Some(task),
             Event::PluginFailed { .. } => None,
         }
     }

@@ -205,6 +205,14 @@ fn write_atomic(dir: &Path, name: &str, tmp_name: &str, bytes: &[u8]) -> Result<
     result
 }
 
+/// Writes `bytes` to `dir/name` so that a kill at any moment leaves either the old file or the
+/// new one, and the new one is on disk when this returns: for the other outputs that keep
+/// state in the state directory (the alert outbox).
+pub(crate) fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+    write_atomic(dir, name, &format!(".{name}{TEMP_SUFFIX}"), bytes)?;
+    sync_dir(dir)
+}
+
 /// Makes the directory's entries (renames, removals) durable.
 fn sync_dir(dir: &Path) -> Result<(), StateError> {
     File::open(dir)

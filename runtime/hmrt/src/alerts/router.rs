@@ -1,0 +1,805 @@
+//! Which notices the events make: the alert routes' rules, with no I/O and no clock (time is
+//! given), so every rule is tested alone.
+//!
+//! Per route and task there is at most one incident: it opens when the task goes down
+//! (`unhealthy`, `restarting`, `failed`) and closes when it is up again (`healthy`,
+//! `degraded`); `unknown` changes nothing. A route says "unhealthy" once per incident (after its
+//! own `failure_threshold` of failed checks in a row, if it sets one), reminds at `remind_every`,
+//! and says "recovered" once, only for an incident it announced.
+//!
+//! **Dependencies.** While a task a task depends on (directly or not) is down, the dependant's
+//! new incidents are not announced: the dependency's own notice names its dependants as held.
+//! When the dependency is up again, each held dependant still down is announced then; one that
+//! recovered meanwhile closes quietly (nothing was said, so nothing needs taking back). An
+//! incident announced before the dependency went down is still resolved when it ends: a
+//! resolution is never swallowed.
+//!
+//! **Flapping.** While the policy holds a task for flapping, its incidents neither open nor close
+//! in notices; one "flapping" notice says so, and when the hold lifts the task's state then is
+//! announced if it differs from what was last said.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use hmrt_config::{AlertEvent, AlertRoute, Config};
+use hmrt_policy::{DecisionKind, HoldReason, State, Status, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::events::Event;
+
+/// What a notice is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// An incident began.
+    Unhealthy,
+    /// An announced incident ended.
+    Recovered,
+    /// The restart budget is spent.
+    Failed,
+    /// The task flaps; its notices wait until it is stable.
+    Flapping,
+    /// A failed task was re-armed.
+    Rearmed,
+    /// The task's actions are held by a dependency.
+    Held,
+    /// An announced incident still lasts.
+    Reminder,
+}
+
+impl Kind {
+    /// Whether the notice says something is wrong (as opposed to resolving it).
+    pub fn firing(self) -> bool {
+        !matches!(self, Kind::Recovered | Kind::Rearmed)
+    }
+
+    /// The route event that lets it through.
+    fn event(self) -> AlertEvent {
+        match self {
+            Kind::Unhealthy | Kind::Reminder => AlertEvent::Unhealthy,
+            Kind::Recovered => AlertEvent::Recovered,
+            Kind::Failed => AlertEvent::Failed,
+            Kind::Flapping => AlertEvent::Flapping,
+            Kind::Rearmed => AlertEvent::Rearmed,
+            Kind::Held => AlertEvent::Held,
+        }
+    }
+}
+
+/// A notice to deliver: what the receiver gets (as `notice` in its config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    /// Unique, stable across delivery attempts: `route/task/sequence`.
+    pub id: String,
+    /// The route.
+    pub route: String,
+    /// What it is about.
+    pub kind: Kind,
+    /// Whether it says something is wrong.
+    pub firing: bool,
+    /// The task.
+    pub task: String,
+    /// The task's labels.
+    pub labels: BTreeMap<String, String>,
+    /// The task's state when the notice was made.
+    pub state: State,
+    /// Why (the last check's message: untrusted text, one line).
+    pub reason: String,
+    /// One line for a title.
+    pub summary: String,
+    /// When the incident began.
+    pub started_at: Timestamp,
+    /// When the notice was made.
+    pub at: Timestamp,
+    /// Recovered: when the incident ended; firing with reminders: when the alert should expire
+    /// if not re-sent.
+    pub ends_at: Option<Timestamp>,
+    /// Dependants whose notices this outage holds.
+    pub held: Vec<String>,
+    /// 0 for the first notice of an incident; n for its n-th reminder.
+    pub reminder: u32,
+}
+
+/// An incident of one task, as one route sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Incident {
+    started_at: Timestamp,
+    /// Whether the route announced it (so its end must be announced too).
+    announced: bool,
+    reminders: u32,
+    next_reminder: Option<Timestamp>,
+}
+
+/// One route's view of one task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Track {
+    incident: Option<Incident>,
+    /// Failed and passed checks in a row, for the route's own thresholds.
+    #[serde(skip)]
+    failures: u32,
+    #[serde(skip)]
+    passes: u32,
+    /// A flapping notice was sent for the current flapping hold.
+    flapping_said: bool,
+}
+
+/// What the router knows of a task across routes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct TaskFacts {
+    state: State,
+    reason: String,
+    flapping: bool,
+}
+
+/// The router's durable state: kept in the outbox file so that a restart neither repeats an
+/// "unhealthy" nor forgets to resolve it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouterState {
+    tracks: BTreeMap<String, BTreeMap<String, Track>>,
+    facts: BTreeMap<String, TaskFacts>,
+    sequence: u64,
+}
+
+/// The routes and the tasks they cover.
+pub struct Router {
+    routes: Vec<AlertRoute>,
+    /// Per route (by index): the tasks it covers.
+    covered: Vec<BTreeSet<String>>,
+    /// Each task's dependencies, transitively.
+    upstream: BTreeMap<String, BTreeSet<String>>,
+    /// Each task's dependants, transitively.
+    downstream: BTreeMap<String, BTreeSet<String>>,
+    labels: BTreeMap<String, BTreeMap<String, String>>,
+    state: RouterState,
+}
+
+fn is_down(state: State) -> bool {
+    matches!(state, State::Unhealthy | State::Restarting | State::Failed)
+}
+
+/// The transitive closure of `edges`, from each node.
+fn closure(edges: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut all = BTreeMap::new();
+    for start in edges.keys() {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<&String> = edges[start].iter().collect();
+        while let Some(next) = stack.pop() {
+            if seen.insert(next.clone()) {
+                stack.extend(edges.get(next).into_iter().flatten());
+            }
+        }
+        all.insert(start.clone(), seen);
+    }
+    all
+}
+
+impl Router {
+    /// The router of `config`'s routes, resuming from `state` (what the outbox kept).
+    pub fn new(config: &Config, state: RouterState) -> Router {
+        let covered = config
+            .alerts
+            .iter()
+            .map(|r| {
+                config
+                    .tasks
+                    .iter()
+                    .filter(|t| r.covers(t))
+                    .map(|t| t.name.clone())
+                    .collect()
+            })
+            .collect();
+        let deps: BTreeMap<String, Vec<String>> = config
+            .tasks
+            .iter()
+            .map(|t| (t.name.clone(), t.policy.depends_on.clone()))
+            .collect();
+        let mut reverse: BTreeMap<String, Vec<String>> =
+            deps.keys().map(|k| (k.clone(), Vec::new())).collect();
+        for (task, ups) in &deps {
+            for up in ups {
+                reverse.entry(up.clone()).or_default().push(task.clone());
+            }
+        }
+        let mut router = Router {
+            routes: config.alerts.clone(),
+            covered,
+            upstream: closure(&deps),
+            downstream: closure(&reverse),
+            labels: config
+                .tasks
+                .iter()
+                .map(|t| (t.name.clone(), t.labels.clone()))
+                .collect(),
+            state,
+        };
+        router.fit_to_config();
+        router
+    }
+
+    /// Drops what the state kept of routes and tasks the config no longer has.
+    fn fit_to_config(&mut self) {
+        let names: BTreeSet<&String> = self.routes.iter().map(|r| &r.name).collect();
+        self.state.tracks.retain(|route, _| names.contains(route));
+        for (i, route) in self.routes.iter().enumerate() {
+            let tracks = self.state.tracks.entry(route.name.clone()).or_default();
+            tracks.retain(|task, _| self.covered[i].contains(task));
+        }
+        let labels = &self.labels;
+        self.state.facts.retain(|task, _| labels.contains_key(task));
+    }
+
+    /// The durable state, to save.
+    pub fn state(&self) -> &RouterState {
+        &self.state
+    }
+
+    /// Sets a task's state as the daemon restored it (before any event about it).
+    pub fn seed(&mut self, task: &str, state: State, reason: &str) {
+        let facts = self.state.facts.entry(task.to_string()).or_default();
+        facts.state = state;
+        if facts.reason.is_empty() {
+            facts.reason = reason.to_string();
+        }
+    }
+
+    /// The notices `event` makes, at `at`.
+    pub fn on_event(&mut self, at: Timestamp, event: &Event) -> Vec<Notice> {
+        let mut out = Vec::new();
+        match event {
+            Event::CheckFinished {
+                task,
+                status,
+                message,
+                ..
+            } => {
+                self.count(task, *status);
+                self.facts(task).reason = message.clone();
+                self.evaluate(task, at, &mut out);
+            }
+            Event::StateChanged { task, to, .. } => {
+                self.facts(task).state = *to;
+                self.evaluate(task, at, &mut out);
+                // Its dependants may be held, or free, now.
+                let dependants: Vec<String> = self
+                    .downstream
+                    .get(task)
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                for dependant in dependants {
+                    self.evaluate(&dependant, at, &mut out);
+                }
+            }
+            Event::ActionHeld {
+                task,
+                reason: HoldReason::Flapping { .. },
+            } => {
+                self.facts(task).flapping = true;
+                self.each_route(task, |r, route, track| {
+                    if !track.flapping_said {
+                        track.flapping_said = true;
+                        r.push(route, task, Kind::Flapping, at, None, &mut out);
+                    }
+                });
+            }
+            Event::ActionHeld {
+                task,
+                reason: HoldReason::Dependency { .. },
+            } => {
+                self.each_route(task, |r, route, _| {
+                    r.push(route, task, Kind::Held, at, None, &mut out);
+                });
+            }
+            Event::Policy { task, decision } => match decision {
+                DecisionKind::HoldLifted {
+                    reason: HoldReason::Flapping { .. },
+                } => {
+                    self.facts(task).flapping = false;
+                    self.each_route(task, |_, _, track| track.flapping_said = false);
+                    self.evaluate(task, at, &mut out);
+                }
+                DecisionKind::Failed { .. } => self.each_route(task, |r, route, _| {
+                    r.push(route, task, Kind::Failed, at, None, &mut out);
+                }),
+                DecisionKind::Rearmed { .. } => self.each_route(task, |r, route, _| {
+                    r.push(route, task, Kind::Rearmed, at, None, &mut out);
+                }),
+                _ => {}
+            },
+            _ => {}
+        }
+        out
+    }
+
+    /// Reminders due by `at`.
+    pub fn tick(&mut self, at: Timestamp) -> Vec<Notice> {
+        let mut out = Vec::new();
+        for i in 0..self.routes.len() {
+            let Some(every) = self.routes[i].remind_every else {
+                continue;
+            };
+            let tasks: Vec<String> = self.covered[i].iter().cloned().collect();
+            for task in tasks {
+                let route = self.routes[i].name.clone();
+                let track = self.track(&route, &task);
+                let Some(incident) = track.incident.as_mut() else {
+                    continue;
+                };
+                let Some(due) = incident.next_reminder.filter(|due| *due <= at) else {
+                    continue;
+                };
+                incident.reminders += 1;
+                // The next one a whole period after this, not after when it was due: a daemon
+                // that was stopped for a while does not send a burst.
+                incident.next_reminder = Some(at.max(due).plus(every));
+                let (started, n) = (incident.started_at, incident.reminders);
+                self.push(i, &task, Kind::Reminder, at, Some((started, n)), &mut out);
+            }
+        }
+        out
+    }
+
+    /// The earliest reminder due, if any.
+    pub fn next_tick(&self) -> Option<Timestamp> {
+        self.state
+            .tracks
+            .values()
+            .flat_map(|tracks| tracks.values())
+            .filter_map(|t| t.incident.as_ref()?.next_reminder)
+            .min()
+    }
+
+    fn facts(&mut self, task: &str) -> &mut TaskFacts {
+        self.state.facts.entry(task.to_string()).or_default()
+    }
+
+    fn track(&mut self, route: &str, task: &str) -> &mut Track {
+        self.state
+            .tracks
+            .entry(route.to_string())
+            .or_default()
+            .entry(task.to_string())
+            .or_default()
+    }
+
+    /// Runs `f` for each route that covers `task`, with that route's track of it.
+    fn each_route(&mut self, task: &str, mut f: impl FnMut(&mut Router, usize, &mut Track)) {
+        for i in 0..self.routes.len() {
+            if !self.covered[i].contains(task) {
+                continue;
+            }
+            let route = self.routes[i].name.clone();
+            let mut track = std::mem::take(self.track(&route, task));
+            f(self, i, &mut track);
+            *self.track(&route, task) = track;
+        }
+    }
+
+    fn count(&mut self, task: &str, status: Status) {
+        self.each_route(task, |_, _, track| match status {
+            Status::Healthy | Status::Degraded => {
+                track.passes = track.passes.saturating_add(1);
+                track.failures = 0;
+            }
+            Status::Unhealthy => {
+                track.failures = track.failures.saturating_add(1);
+                track.passes = 0;
+            }
+            Status::Unknown => {}
+        });
+    }
+
+    /// Whether a dependency of `task` is down now.
+    fn held_by_dependency(&self, task: &str) -> bool {
+        self.upstream
+            .get(task)
+            .into_iter()
+            .flatten()
+            .any(|up| self.state.facts.get(up).is_some_and(|f| is_down(f.state)))
+    }
+
+    /// Opens, announces or closes `task`'s incident on every route that covers it.
+    fn evaluate(&mut self, task: &str, at: Timestamp, out: &mut Vec<Notice>) {
+        let facts = self.state.facts.get(task).cloned().unwrap_or_default();
+        let held = self.held_by_dependency(task);
+        self.each_route(task, |r, i, track| {
+            let route = &r.routes[i];
+            let (fail_needed, pass_needed) = (
+                route.failure_threshold.unwrap_or(0),
+                route.success_threshold.unwrap_or(0),
+            );
+            if is_down(facts.state) && track.incident.is_none() {
+                track.incident = Some(Incident {
+                    started_at: at,
+                    announced: false,
+                    reminders: 0,
+                    next_reminder: None,
+                });
+            }
+            let remind_every = route.remind_every;
+            let Some(incident) = track.incident.as_mut() else {
+                return;
+            };
+            if facts.flapping {
+                return;
+            }
+            if is_down(facts.state) && !incident.announced && !held && track.failures >= fail_needed
+            {
+                incident.announced = true;
+                incident.next_reminder = remind_every.map(|every| at.plus(every));
+                let started = incident.started_at;
+                r.push(i, task, Kind::Unhealthy, at, Some((started, 0)), out);
+            } else if facts.state.is_up() && track.passes >= pass_needed {
+                let ended = track.incident.take();
+                if let Some(incident) = ended.filter(|i| i.announced) {
+                    let started = incident.started_at;
+                    r.push(i, task, Kind::Recovered, at, Some((started, 0)), out);
+                }
+            }
+        });
+    }
+
+    /// Makes a notice of `kind` for `task` on route `i`, if the route wants that kind.
+    fn push(
+        &mut self,
+        i: usize,
+        task: &str,
+        kind: Kind,
+        at: Timestamp,
+        incident: Option<(Timestamp, u32)>,
+        out: &mut Vec<Notice>,
+    ) {
+        let route = &self.routes[i];
+        if !route.events.contains(&kind.event())
+            || (kind == Kind::Recovered && !route.send_resolved)
+        {
+            return;
+        }
+        let facts = self.state.facts.get(task).cloned().unwrap_or_default();
+        let (started_at, reminder) = incident.unwrap_or((at, 0));
+        let held: Vec<String> = if kind.firing() && is_down(facts.state) {
+            self.downstream
+                .get(task)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let ends_at = match kind {
+            Kind::Recovered | Kind::Rearmed => Some(at),
+            // An alert a receiver keeps firing must outlive the gap to the next reminder.
+            _ => route.remind_every.map(|every| at.plus(every * 3)),
+        };
+        self.state.sequence += 1;
+        let summary = summary(task, kind, &facts, &held, at.since(started_at));
+        out.push(Notice {
+            id: format!("{}/{task}/{}", route.name, self.state.sequence),
+            route: route.name.clone(),
+            kind,
+            firing: kind.firing(),
+            task: task.to_string(),
+            labels: self.labels.get(task).cloned().unwrap_or_default(),
+            state: facts.state,
+            reason: facts.reason.clone(),
+            summary,
+            started_at,
+            at,
+            ends_at,
+            held,
+            reminder,
+        });
+    }
+}
+
+fn summary(task: &str, kind: Kind, facts: &TaskFacts, held: &[String], lasted: Duration) -> String {
+    let lasted = hmrt_domain::duration::format(Duration::from_secs(lasted.as_secs()));
+    let mut text = match kind {
+        Kind::Unhealthy => format!("{task} is {}: {}", facts.state, facts.reason),
+        Kind::Reminder => format!(
+            "{task} is still {} after {lasted}: {}",
+            facts.state, facts.reason
+        ),
+        Kind::Recovered => format!("{task} recovered after {lasted}: {}", facts.reason),
+        Kind::Failed => format!("{task} failed: restart budget spent; {}", facts.reason),
+        Kind::Flapping => format!("{task} is flapping; its notices wait until it is stable"),
+        Kind::Rearmed => format!("{task} was re-armed"),
+        Kind::Held => format!("{task}'s actions are held by a dependency"),
+    };
+    if !held.is_empty() {
+        text.push_str(&format!(" (holding {})", held.join(", ")));
+    }
+    crate::text::one_line(&text, 300)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const S: u64 = 1000;
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            r#"
+[[task]]
+name = "db"
+check = "tcp"
+
+[[task]]
+name = "api"
+check = "tcp"
+depends_on = ["db"]
+labels = {{ team = "shop" }}
+
+[[task]]
+name = "web"
+check = "tcp"
+
+[[alert]]
+name = "oncall"
+receiver = {{ action = "webhook", config = {{ url = "http://127.0.0.1:9/" }} }}
+{extra}
+"#
+        );
+        Config::parse(&text, Path::new("/x/tasks.toml"), None).expect("config")
+    }
+
+    fn change(task: &str, to: State) -> Event {
+        Event::StateChanged {
+            task: task.into(),
+            from: State::Unknown,
+            to,
+            reason: String::new(),
+        }
+    }
+
+    fn check(task: &str, status: Status) -> Event {
+        Event::CheckFinished {
+            task: task.into(),
+            plugin: "tcp".into(),
+            status,
+            message: format!("{task} says {status}"),
+            metrics: Vec::new(),
+            elapsed: Duration::ZERO,
+            failure: None,
+            late: Duration::ZERO,
+        }
+    }
+
+    /// Feeds `events` at one-second steps from `t`; returns (task, kind) of each notice.
+    fn feed(r: &mut Router, t: &mut u64, events: &[Event]) -> Vec<(String, Kind)> {
+        let mut out = Vec::new();
+        for e in events {
+            *t += S;
+            out.extend(
+                r.on_event(Timestamp(*t), e)
+                    .into_iter()
+                    .map(|n| (n.task, n.kind)),
+            );
+        }
+        out
+    }
+
+    fn kinds(list: &[(&str, Kind)]) -> Vec<(String, Kind)> {
+        list.iter().map(|(t, k)| (t.to_string(), *k)).collect()
+    }
+
+    #[test]
+    fn one_unhealthy_and_one_recovered_per_incident() {
+        let mut r = Router::new(&config(""), RouterState::default());
+        let mut t = 0;
+        let mut events = vec![
+            check("web", Status::Unhealthy),
+            change("web", State::Unhealthy),
+        ];
+        for _ in 0..50 {
+            events.push(check("web", Status::Unhealthy));
+        }
+        // Restarting and back: still the same incident.
+        events.extend([
+            change("web", State::Restarting),
+            change("web", State::Unknown),
+        ]);
+        events.extend([
+            change("web", State::Unhealthy),
+            check("web", Status::Healthy),
+        ]);
+        events.push(change("web", State::Healthy));
+        events.push(check("web", Status::Healthy));
+        let got = feed(&mut r, &mut t, &events);
+        assert_eq!(
+            got,
+            kinds(&[("web", Kind::Unhealthy), ("web", Kind::Recovered)])
+        );
+    }
+
+    #[test]
+    fn reminders_at_their_spacing_and_not_after_recovery() {
+        let mut r = Router::new(&config("remind_every = \"10s\""), RouterState::default());
+        let mut t = 0;
+        feed(&mut r, &mut t, &[change("web", State::Unhealthy)]);
+        let opened = t;
+        assert_eq!(r.next_tick(), Some(Timestamp(opened + 10 * S)));
+        assert!(r.tick(Timestamp(opened + 9 * S)).is_empty());
+        let first = r.tick(Timestamp(opened + 10 * S));
+        assert_eq!(first.len(), 1);
+        assert_eq!((first[0].kind, first[0].reminder), (Kind::Reminder, 1));
+        // Late by 25 s: one reminder, not a burst, and the next a whole period later.
+        let late = r.tick(Timestamp(opened + 45 * S));
+        assert_eq!(late.len(), 1);
+        assert_eq!(r.next_tick(), Some(Timestamp(opened + 55 * S)));
+        t = opened + 46 * S;
+        let got = feed(&mut r, &mut t, &[change("web", State::Healthy)]);
+        assert_eq!(got, kinds(&[("web", Kind::Recovered)]));
+        assert_eq!(r.next_tick(), None);
+    }
+
+    #[test]
+    fn a_dependency_outage_names_its_dependants_and_holds_their_notices() {
+        let mut r = Router::new(&config(""), RouterState::default());
+        let mut t = 0;
+        let got = r.on_event(Timestamp(1), &change("db", State::Unhealthy));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].held, ["api"], "the outage names the held dependant");
+        // api fails while db is down: nothing for api.
+        assert!(feed(&mut r, &mut t, &[change("api", State::Unhealthy)]).is_empty());
+        // Way 1: db recovers, api still down: api is announced now.
+        let got = feed(&mut r, &mut t, &[change("db", State::Healthy)]);
+        assert_eq!(
+            got,
+            kinds(&[("db", Kind::Recovered), ("api", Kind::Unhealthy)])
+        );
+        let got = feed(&mut r, &mut t, &[change("api", State::Healthy)]);
+        assert_eq!(got, kinds(&[("api", Kind::Recovered)]));
+        // Way 2: api recovers while db is still down: closed quietly.
+        let got = feed(
+            &mut r,
+            &mut t,
+            &[
+                change("db", State::Unhealthy),
+                change("api", State::Unhealthy),
+                change("api", State::Healthy),
+                change("db", State::Healthy),
+            ],
+        );
+        assert_eq!(
+            got,
+            kinds(&[("db", Kind::Unhealthy), ("db", Kind::Recovered)])
+        );
+    }
+
+    #[test]
+    fn an_announced_incident_is_resolved_even_under_a_dependency_outage() {
+        let mut r = Router::new(&config(""), RouterState::default());
+        let mut t = 0;
+        let got = feed(
+            &mut r,
+            &mut t,
+            &[
+                change("api", State::Unhealthy),
+                change("db", State::Unhealthy),
+                change("api", State::Healthy),
+            ],
+        );
+        assert_eq!(
+            got,
+            kinds(&[
+                ("api", Kind::Unhealthy),
+                ("db", Kind::Unhealthy),
+                ("api", Kind::Recovered)
+            ])
+        );
+    }
+
+    #[test]
+    fn route_thresholds_count_checks_on_top_of_the_task() {
+        let mut r = Router::new(
+            &config("failure_threshold = 3\nsuccess_threshold = 2"),
+            RouterState::default(),
+        );
+        let mut t = 0;
+        let bad = check("web", Status::Unhealthy);
+        let good = check("web", Status::Healthy);
+        let got = feed(
+            &mut r,
+            &mut t,
+            &[bad.clone(), change("web", State::Unhealthy), bad.clone()],
+        );
+        assert!(got.is_empty(), "two failures: {got:?}");
+        let got = feed(&mut r, &mut t, &[bad]);
+        assert_eq!(got, kinds(&[("web", Kind::Unhealthy)]));
+        let got = feed(
+            &mut r,
+            &mut t,
+            &[good.clone(), change("web", State::Healthy)],
+        );
+        assert!(got.is_empty(), "one pass: {got:?}");
+        let got = feed(&mut r, &mut t, &[good]);
+        assert_eq!(got, kinds(&[("web", Kind::Recovered)]));
+    }
+
+    #[test]
+    fn flapping_sends_one_notice_and_the_state_when_it_ends() {
+        let mut r = Router::new(
+            &config("events = [\"unhealthy\", \"recovered\", \"flapping\"]"),
+            RouterState::default(),
+        );
+        let mut t = 0;
+        let flapping = Event::ActionHeld {
+            task: "web".into(),
+            reason: HoldReason::Flapping {
+                changes: 6,
+                window_ms: 60_000,
+            },
+        };
+        let lifted = Event::Policy {
+            task: "web".into(),
+            decision: DecisionKind::HoldLifted {
+                reason: HoldReason::Flapping {
+                    changes: 6,
+                    window_ms: 60_000,
+                },
+            },
+        };
+        let mut events = vec![flapping.clone()];
+        for _ in 0..5 {
+            events.extend([
+                change("web", State::Unhealthy),
+                change("web", State::Healthy),
+            ]);
+        }
+        events.extend([flapping, change("web", State::Unhealthy), lifted]);
+        let got = feed(&mut r, &mut t, &events);
+        assert_eq!(
+            got,
+            kinds(&[("web", Kind::Flapping), ("web", Kind::Unhealthy)])
+        );
+    }
+
+    #[test]
+    fn a_restart_resumes_without_repeating_or_forgetting() {
+        let c = config("");
+        let mut r = Router::new(&c, RouterState::default());
+        let mut t = 0;
+        assert_eq!(
+            feed(&mut r, &mut t, &[change("web", State::Unhealthy)]).len(),
+            1
+        );
+        let saved: RouterState =
+            serde_json::from_str(&serde_json::to_string(r.state()).unwrap()).unwrap();
+        let mut again = Router::new(&c, saved);
+        again.seed("web", State::Unhealthy, "");
+        let got = feed(
+            &mut again,
+            &mut t,
+            &[
+                check("web", Status::Unhealthy),
+                change("web", State::Healthy),
+            ],
+        );
+        assert_eq!(got, kinds(&[("web", Kind::Recovered)]));
+    }
+
+    #[test]
+    fn routes_match_by_glob_and_label() {
+        let c = config("tasks = [\"a*\", \"web\"]\nlabels = { team = \"shop\" }");
+        let mut r = Router::new(&c, RouterState::default());
+        let mut t = 0;
+        let got = feed(
+            &mut r,
+            &mut t,
+            &[
+                change("web", State::Unhealthy),
+                change("api", State::Unhealthy),
+            ],
+        );
+        assert_eq!(
+            got,
+            kinds(&[("api", Kind::Unhealthy)]),
+            "web lacks the label"
+        );
+    }
+}

@@ -1,0 +1,384 @@
+//! Alerts end to end: a real `hmrt run` process, checks against a loopback server the test
+//! flips, notices delivered by the built-in `webhook` receiver to that server (and to a real
+//! Alertmanager).
+
+use std::time::{Duration, Instant};
+
+use hmrt_test_support::http;
+
+use crate::support::switchboard::{Switchboard, pairs};
+use crate::support::{HmrtProcess, Workspace};
+
+/// A task checking `/health/{name}` on the switchboard every `interval`.
+fn task(board: &Switchboard, name: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[task]]
+name = "{name}"
+check = "http"
+interval = "100ms"
+timeout = "1s"
+config = {{ url = "{origin}/health/{name}" }}
+grants = {{ http = ["{origin}"] }}
+{extra}
+"#,
+        origin = board.origin()
+    )
+}
+
+/// A route sending every task's notices to the switchboard's `/hook`.
+fn route(board: &Switchboard, extra: &str) -> String {
+    format!(
+        r#"
+[[alert]]
+name = "oncall"
+receiver = {{ action = "webhook", config = {{ url = "{origin}/hook" }}, grants = {{ http = ["{origin}"] }} }}
+{extra}
+"#,
+        origin = board.origin()
+    )
+}
+
+fn api_task(addr: std::net::SocketAddr, name: &str) -> serde_json::Value {
+    http::get(addr, &format!("/tasks/{name}"))
+        .and_then(|r| r.json())
+        .expect("the task")
+}
+
+#[test]
+fn one_notice_per_incident_and_reminders_at_their_spacing() {
+    let board = Switchboard::start();
+    let ws = Workspace::new();
+    let file = ws.config(&format!(
+        "[runtime]\nlisten = \"127.0.0.1:0\"\n{}{}",
+        task(&board, "web", "failure_threshold = 1"),
+        route(&board, "remind_every = \"1s\"")
+    ));
+    let mut hmrt = HmrtProcess::start(&file);
+    let api = hmrt.api_addr();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api_task(api, "web")["state"] != "healthy" {
+        assert!(Instant::now() < deadline, "web never healthy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    board.broken("web", true);
+    // 50 failed checks (100 ms apart): one "unhealthy", then a reminder every second.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while api_task(api, "web")["consecutive_failures"]
+        .as_u64()
+        .unwrap_or(0)
+        < 50
+    {
+        assert!(Instant::now() < deadline, "fewer than 50 failed checks");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    board.broken("web", false);
+    board.wait("recovered", Duration::from_secs(10), |k| {
+        k.last().is_some_and(|(_, kind)| kind == "recovered")
+    });
+    let notices = board.notices();
+    let kinds: Vec<String> = board.kinds().into_iter().map(|(_, k)| k).collect();
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("unhealthy"),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "unhealthy").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "recovered").count(),
+        1,
+        "{kinds:?}"
+    );
+    let reminders: Vec<Instant> = notices
+        .iter()
+        .filter(|(_, n)| n["kind"] == "reminder")
+        .map(|(at, _)| *at)
+        .collect();
+    assert!(reminders.len() >= 3, "{kinds:?}");
+    let mut at = notices[0].0;
+    for (i, reminder) in reminders.iter().enumerate() {
+        let gap = reminder.duration_since(at);
+        eprintln!("measured: reminder {} {gap:?} after the one before", i + 1);
+        assert!(
+            gap >= Duration::from_millis(900) && gap <= Duration::from_millis(1100),
+            "reminder {} came {gap:?} after the previous notice (1 s ± one 100 ms interval)",
+            i + 1
+        );
+        at = *reminder;
+    }
+    let first = &notices[0].1;
+    assert_eq!(first["task"], "web");
+    assert_eq!(first["route"], "oncall");
+    assert!(first["reason"].as_str().unwrap().contains("500"), "{first}");
+    hmrt.terminate();
+}
+
+#[test]
+fn a_dependency_outage_holds_its_dependants_and_follows_up_both_ways() {
+    let board = Switchboard::start();
+    let ws = Workspace::new();
+    // db fails at its first failed check, api at its third: db is down first, as when api
+    // fails because db did.
+    let file = ws.config(&format!(
+        "[runtime]\nlisten = \"127.0.0.1:0\"\n{}{}{}",
+        task(&board, "db", "failure_threshold = 1"),
+        task(
+            &board,
+            "api",
+            "failure_threshold = 3\ndepends_on = [\"db\"]"
+        ),
+        route(&board, "")
+    ));
+    let mut hmrt = HmrtProcess::start(&file);
+    let api = hmrt.api_addr();
+    let wait_state = |task: &str, state: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while api_task(api, task)["state"] != state {
+            assert!(Instant::now() < deadline, "{task} never {state}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_state("db", "healthy");
+    wait_state("api", "healthy");
+
+    // Way 1: both break; db comes back first while api stays down.
+    board.broken("db", true);
+    board.broken("api", true);
+    wait_state("db", "unhealthy");
+    wait_state("api", "unhealthy");
+    board.wait("db's notice", Duration::from_secs(5), |k| !k.is_empty());
+    let first = board.notices()[0].1.clone();
+    assert_eq!(first["task"], "db", "{first}");
+    assert_eq!(
+        first["held"],
+        serde_json::json!(["api"]),
+        "the outage names api: {first}"
+    );
+    board.broken("db", false);
+    board.wait(
+        "api announced once db is back",
+        Duration::from_secs(5),
+        |k| k.len() >= 3,
+    );
+    assert_eq!(
+        board.kinds(),
+        pairs(&[
+            ("db", "unhealthy"),
+            ("db", "recovered"),
+            ("api", "unhealthy")
+        ])
+    );
+    board.broken("api", false);
+    board.wait("api recovered", Duration::from_secs(5), |k| k.len() >= 4);
+
+    // Way 2: both break; api comes back while db is still down: api is never mentioned.
+    board.broken("db", true);
+    board.broken("api", true);
+    wait_state("db", "unhealthy");
+    wait_state("api", "unhealthy");
+    board.broken("api", false);
+    wait_state("api", "healthy");
+    board.broken("db", false);
+    wait_state("db", "healthy");
+    board.wait("db recovered again", Duration::from_secs(5), |k| {
+        k.len() >= 6
+    });
+    // Settle: anything still owed would be delivered within a few checks.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        board.kinds(),
+        pairs(&[
+            ("db", "unhealthy"),
+            ("db", "recovered"),
+            ("api", "unhealthy"),
+            ("api", "recovered"),
+            ("db", "unhealthy"),
+            ("db", "recovered"),
+        ])
+    );
+    hmrt.terminate();
+}
+
+#[test]
+fn notices_wait_out_a_receiver_outage_in_order() {
+    let board = Switchboard::start();
+    let ws = Workspace::new();
+    let file = ws.config(&format!(
+        "[runtime]\nlisten = \"127.0.0.1:0\"\n{}{}",
+        task(&board, "web", "failure_threshold = 1"),
+        route(&board, "")
+    ));
+    let mut hmrt = HmrtProcess::start(&file);
+    let api = hmrt.api_addr();
+    let wait_state = |state: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while api_task(api, "web")["state"] != state {
+            assert!(Instant::now() < deadline, "web never {state}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_state("healthy");
+    board.receiver_down(true);
+    let down = Instant::now();
+    for _ in 0..2 {
+        board.broken("web", true);
+        wait_state("unhealthy");
+        board.broken("web", false);
+        wait_state("healthy");
+    }
+    // The receiver stays down for 30 s.
+    while down.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        board.refused() >= 3,
+        "hmrt kept trying: {}",
+        board.refused()
+    );
+    assert!(board.kinds().is_empty());
+    board.receiver_down(false);
+    board.wait("every notice", Duration::from_secs(40), |k| k.len() >= 4);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        board.kinds(),
+        pairs(&[
+            ("web", "unhealthy"),
+            ("web", "recovered"),
+            ("web", "unhealthy"),
+            ("web", "recovered"),
+        ]),
+        "all of them, once each, in order"
+    );
+    eprintln!(
+        "measured: {} attempts refused while down; all delivered {:?} after it came back",
+        board.refused(),
+        board
+            .notices()
+            .last()
+            .unwrap()
+            .0
+            .duration_since(down + Duration::from_secs(30))
+    );
+    hmrt.terminate();
+}
+
+#[test]
+fn a_kill_between_unhealthy_and_recovered_loses_and_repeats_nothing() {
+    let board = Switchboard::start();
+    let ws = Workspace::new();
+    let file = ws.config(&format!(
+        "[runtime]\nlisten = \"127.0.0.1:0\"\n{}{}",
+        task(&board, "web", "failure_threshold = 1"),
+        route(&board, "")
+    ));
+    let mut hmrt = HmrtProcess::start(&file);
+    let api = hmrt.api_addr();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api_task(api, "web")["state"] != "healthy" {
+        assert!(Instant::now() < deadline, "web never healthy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    board.broken("web", true);
+    board.wait("unhealthy", Duration::from_secs(10), |k| !k.is_empty());
+    hmrt.kill9();
+    board.broken("web", false);
+    let mut again = HmrtProcess::start(&file);
+    board.wait(
+        "recovered after the restart",
+        Duration::from_secs(20),
+        |k| k.len() >= 2,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        board.kinds(),
+        pairs(&[("web", "unhealthy"), ("web", "recovered")])
+    );
+    again.terminate();
+}
+
+#[test]
+fn a_real_alertmanager_receives_the_alert_and_sees_it_resolved() {
+    use hmrt_test_support::alertmanager::Alertmanager;
+    let am = Alertmanager::start();
+    let board = Switchboard::start();
+    let ws = Workspace::new();
+    let file = ws.config(&format!(
+        r#"[runtime]
+listen = "127.0.0.1:0"
+{}
+[[alert]]
+name = "am"
+receiver = {{ action = "alertmanager", config = {{ url = "{am}" }}, grants = {{ http = ["{am}"] }} }}
+"#,
+        task(&board, "web", "failure_threshold = 1\nlabels = { team = \"shop\" }"),
+        am = am.url()
+    ));
+    let mut hmrt = HmrtProcess::start(&file);
+    let api = hmrt.api_addr();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api_task(api, "web")["state"] != "healthy" {
+        assert!(Instant::now() < deadline, "web never healthy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ours = |alerts: &serde_json::Value| -> Option<serde_json::Value> {
+        alerts
+            .as_array()?
+            .iter()
+            .find(|a| a["labels"]["task"] == "web")
+            .cloned()
+    };
+    board.broken("web", true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let firing = loop {
+        if let Some(alert) = ours(&am.alerts()).filter(|a| a["status"]["state"] == "active") {
+            break alert;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no active alert: {}",
+            am.alerts()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        firing["labels"]["alertname"], "HmrtTaskUnhealthy",
+        "{firing}"
+    );
+    assert_eq!(
+        firing["labels"]["team"], "shop",
+        "the task's labels: {firing}"
+    );
+    assert!(
+        firing["annotations"]["description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("500"),
+        "{firing}"
+    );
+    board.broken("web", false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let alerts = am.alerts();
+        // Resolved: gone from the active list, or listed with its end in the past.
+        let resolved = match ours(&alerts) {
+            None => true,
+            Some(a) => {
+                a["status"]["state"] != "active" || {
+                    let ends = a["endsAt"].as_str().unwrap_or("");
+                    humantime::parse_rfc3339_weak(&ends[..ends.len().min(23)])
+                        .is_ok_and(|t| t <= std::time::SystemTime::now())
+                }
+            }
+        };
+        if resolved {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never resolved: {alerts}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    hmrt.terminate();
+}
