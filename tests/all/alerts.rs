@@ -382,3 +382,155 @@ receiver = {{ action = "alertmanager", config = {{ url = "{am}" }}, grants = {{ 
     }
     hmrt.terminate();
 }
+
+const TOKEN: &str = "api-token-0123456789abcdef";
+
+#[test]
+fn a_silence_holds_notices_not_checks_and_what_is_still_broken_is_told_at_its_end() {
+    let board = Switchboard::start();
+    let ws = Workspace::new();
+    let file = ws.config(&format!(
+        "[runtime]\nlisten = \"127.0.0.1:0\"\n[api]\ntoken_env = \"TEST_HMRT_TOKEN\"\n{}{}",
+        task(&board, "web", "failure_threshold = 1"),
+        route(&board, "")
+    ));
+    let mut hmrt = HmrtProcess::start_with(&file, "info", &[("TEST_HMRT_TOKEN", TOKEN)]);
+    let api = hmrt.api_addr();
+    let auth = format!("Bearer {TOKEN}");
+    let post = |path: &str, body: &str| {
+        http::request(
+            api,
+            "POST",
+            path,
+            &[("Authorization", &auth)],
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    let r = post(
+        "/silences",
+        r#"{"tasks": ["web"], "duration": "1h", "comment": "deploy"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json().unwrap()["id"].as_str().unwrap().to_string();
+    let r = post("/silences", r#"{"tasks": ["web"], "duration": "soon"}"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = http::request(api, "POST", "/silences", &[], b"{}").unwrap();
+    assert_eq!(r.status, 401);
+    let listed = http::get(api, "/silences").unwrap().json().unwrap();
+    assert_eq!(listed["silences"][0]["id"], id.as_str(), "{listed}");
+    assert_eq!(
+        listed["silences"][0]["author"], "TEST_HMRT_TOKEN",
+        "{listed}"
+    );
+
+    board.broken("web", true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api_task(api, "web")["consecutive_failures"]
+        .as_u64()
+        .unwrap_or(0)
+        < 10
+    {
+        assert!(
+            Instant::now() < deadline,
+            "checks stopped under the silence"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(board.kinds().is_empty(), "silenced: {:?}", board.kinds());
+    let r = http::request(
+        api,
+        "DELETE",
+        &format!("/silences/{id}"),
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    board.wait(
+        "unhealthy once the silence ended",
+        Duration::from_secs(5),
+        |k| !k.is_empty(),
+    );
+    board.broken("web", false);
+    board.wait("recovered", Duration::from_secs(5), |k| k.len() >= 2);
+    assert_eq!(
+        board.kinds(),
+        pairs(&[("web", "unhealthy"), ("web", "recovered")])
+    );
+    let audit = std::fs::read_to_string(ws.path().join("state/audit.log")).unwrap();
+    assert!(
+        audit.contains("\"command\":\"silence\"") && audit.contains("\"command\":\"unsilence\""),
+        "{audit}"
+    );
+    hmrt.terminate();
+}
+
+#[test]
+fn a_maintenance_window_holds_notices_and_tells_what_is_still_broken_when_it_ends() {
+    let board = Switchboard::start();
+    let ws = Workspace::new();
+    let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC);
+    let hms = |z: &jiff::Zoned| format!("{:02}:{:02}:{:02}", z.hour(), z.minute(), z.second());
+    let from = now.checked_sub(jiff::Span::new().seconds(2)).unwrap();
+    let to = now.checked_add(jiff::Span::new().seconds(5)).unwrap();
+    let ends = std::time::SystemTime::now() + Duration::from_secs(5);
+    let file = ws.config(&format!(
+        "[runtime]\nlisten = \"127.0.0.1:0\"\n{}{}\n[[maintenance]]\nname = \"now\"\ntasks = [\"web\"]\nfrom = \"{}\"\nto = \"{}\"\ntimezone = \"UTC\"\n",
+        task(&board, "web", "failure_threshold = 1"),
+        route(&board, ""),
+        hms(&from),
+        hms(&to),
+    ));
+    let mut hmrt = HmrtProcess::start(&file);
+    let api = hmrt.api_addr();
+    board.broken("web", true);
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while api_task(api, "web")["state"] != "unhealthy" {
+        assert!(Instant::now() < deadline, "web never unhealthy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        board.kinds().is_empty(),
+        "inside the window: {:?}",
+        board.kinds()
+    );
+    board.wait(
+        "unhealthy at the window's end",
+        Duration::from_secs(10),
+        |k| !k.is_empty(),
+    );
+    let told = std::time::SystemTime::now();
+    // The window's end is a whole second; allow the second it rounds down to.
+    assert!(
+        told + Duration::from_secs(1) >= ends,
+        "told before the window ended ({:?} early)",
+        ends.duration_since(told).unwrap_or_default()
+    );
+    assert_eq!(board.kinds(), pairs(&[("web", "unhealthy")]));
+    hmrt.terminate();
+}
+
+#[test]
+fn a_receiver_without_a_grant_for_its_url_is_refused_at_the_line() {
+    let board = Switchboard::start();
+    let ws = Workspace::new();
+    let file = ws.config(&format!(
+        r#"{}
+[[alert]]
+name = "oncall"
+receiver = {{ action = "webhook", config = {{ url = "http://127.0.0.1:1/hook" }}, grants = {{ http = ["{origin}"] }} }}
+"#,
+        task(&board, "web", ""),
+        origin = board.origin()
+    ));
+    let (code, _, err) = crate::support::hmrt(&["validate", file.to_str().unwrap()]);
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("tasks.toml:13:")
+            && err.contains("http://127.0.0.1:1/hook")
+            && err.contains("not covered")
+            && err.contains("receiver.grants"),
+        "{err}"
+    );
+}

@@ -58,6 +58,8 @@ pub struct Config {
     pub tasks: Vec<TaskConfig>,
     /// The `[[alert]]` routes, in file order.
     pub alerts: Vec<AlertRoute>,
+    /// The `[[maintenance]]` windows, in file order.
+    pub maintenance: Vec<MaintenanceWindow>,
 }
 
 impl Config {
@@ -229,6 +231,36 @@ impl AlertRoute {
                 .labels
                 .iter()
                 .all(|(k, v)| task.labels.get(k) == Some(v))
+    }
+}
+
+/// A recurring maintenance window: during it, matching tasks are checked as always but their
+/// notices are held; what is still broken when it ends is announced then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaintenanceWindow {
+    /// Its unique name.
+    pub name: String,
+    /// Where its table starts.
+    pub location: Location,
+    /// Task names or globs; empty: every task (narrowed by `labels`).
+    pub tasks: Vec<TaskMatcher>,
+    /// Labels a task must all carry.
+    pub labels: BTreeMap<String, String>,
+    /// The days it begins on, Monday = 0 … Sunday = 6.
+    pub weekdays: BTreeSet<u8>,
+    /// When it begins, seconds after local midnight.
+    pub from: u32,
+    /// When it ends, seconds after local midnight; before `from`: the next day.
+    pub to: u32,
+    /// The time zone `from` and `to` are in (an IANA name, such as "Europe/Berlin").
+    pub timezone: String,
+}
+
+impl MaintenanceWindow {
+    /// Whether the window covers `task`.
+    pub fn covers(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
+        (self.tasks.is_empty() || self.tasks.iter().any(|m| m.matches(name)))
+            && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
     }
 }
 

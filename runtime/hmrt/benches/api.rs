@@ -180,6 +180,8 @@ async fn start(
         liveness: daemon.liveness(),
         tokens: Tokens::default(),
         clock,
+        events: daemon.events().clone(),
+        alerts: None,
     });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");

@@ -212,7 +212,7 @@ fn uncovered(need: &Need, grants: &Grants) -> Option<String> {
             Err(e) => Some(format!("{raw:?} is not a valid URL: {e}")),
             Ok(url) if grants.http.allows(&url) => None,
             Ok(url) => Some(format!(
-                "{raw} is not covered by the task's http grants (it needs the origin {}://{}:{})",
+                "{raw} is not covered by the http grants (it needs the origin {}://{}:{})",
                 url.scheme(),
                 url.host_str().unwrap_or(""),
                 url.port_or_known_default().unwrap_or(0)
@@ -222,7 +222,7 @@ fn uncovered(need: &Need, grants: &Grants) -> Option<String> {
             .exec
             .resolve(program)
             .is_none()
-            .then(|| format!("program {program:?} is not in the task's exec grants")),
+            .then(|| format!("program {program:?} is not in the exec grants")),
         Need::Supervisor(program) => (!grants.supervisor.allows(program))
             .then(|| format!("supervisord program {program:?} is not in the supervisor grants")),
         Need::Tcp(address) => {
@@ -232,7 +232,7 @@ fn uncovered(need: &Need, grants: &Grants) -> Option<String> {
             match parsed {
                 None => Some(format!("{address:?} is not a host:port address")),
                 Some((host, port)) if grants.tcp.allows(host, port) => None,
-                Some(_) => Some(format!("{address} is not in the task's tcp grants")),
+                Some(_) => Some(format!("{address} is not in the tcp grants")),
             }
         }
     }

@@ -9,7 +9,7 @@ use toml::de::DeValue;
 
 use super::read::closest;
 use super::{At, Parser, Scope, Table};
-use crate::{AlertEvent, AlertRoute, TaskConfig, TaskMatcher};
+use crate::{AlertEvent, AlertRoute, MaintenanceWindow, TaskConfig, TaskMatcher};
 
 const ALERT_KEYS: &[&str] = &[
     "name",
@@ -22,6 +22,20 @@ const ALERT_KEYS: &[&str] = &[
     "remind_every",
     "send_resolved",
     "give_up_after",
+];
+
+const MAINTENANCE_KEYS: &[&str] = &[
+    "name", "tasks", "labels", "weekdays", "from", "to", "timezone",
+];
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const WEEKDAY_NAMES: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
 ];
 
 /// How long an undeliverable notice is kept trying when the route does not say.
@@ -42,7 +56,8 @@ impl Parser<'_> {
             let name = key.get_ref().to_string();
             let key_path = format!("labels.{name}");
             if TaskName::new(&name).is_err() || name.len() > MAX_LABEL {
-                let message = "a label name is letters, digits, '-' and '_', starting with a letter";
+                let message =
+                    "a label name is letters, digits, '-' and '_', starting with a letter";
                 self.error(&key.span(), &t.scope, &key_path, message);
                 continue;
             }
@@ -118,7 +133,9 @@ impl Parser<'_> {
         let labels = self.labels(t);
         let events = self.events(t);
         let receiver = match t.get("receiver").map(|v| v.get_ref()) {
-            Some(DeValue::Table(_)) => self.table(t, "receiver").and_then(|r| self.action_table(&r)),
+            Some(DeValue::Table(_)) => self
+                .table(t, "receiver")
+                .and_then(|r| self.action_table(&r)),
             Some(_) => {
                 let want = "a table { action = \"webhook\", config = {...}, grants = {...} }";
                 let value = t.get("receiver")?;
@@ -188,6 +205,115 @@ impl Parser<'_> {
             }
         }
         events
+    }
+
+    /// Every `[[maintenance]]` window.
+    pub(super) fn maintenance(
+        &mut self,
+        top: &Table<'_>,
+        tasks: &[TaskConfig],
+    ) -> Vec<MaintenanceWindow> {
+        let Some(value) = top.get("maintenance") else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = value.get_ref() else {
+            let message = "maintenance windows are an array of tables: write [[maintenance]]";
+            self.error(&value.span(), &Scope::default(), "maintenance", message);
+            return Vec::new();
+        };
+        let mut windows = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let DeValue::Table(map) = item.get_ref() else {
+                self.type_error(
+                    item,
+                    &Scope::default(),
+                    &format!("maintenance[{i}]"),
+                    "a table",
+                );
+                continue;
+            };
+            let t = Table {
+                map,
+                span: item.span(),
+                scope: Scope {
+                    task: None,
+                    prefix: format!("maintenance[{i}]"),
+                },
+            };
+            windows.extend(self.window(&t, tasks));
+        }
+        windows
+    }
+
+    fn window(&mut self, t: &Table<'_>, tasks: &[TaskConfig]) -> Option<MaintenanceWindow> {
+        self.check_keys(t, MAINTENANCE_KEYS, |_| None);
+        let name = self.required_string(t, "name");
+        let matchers = self.matchers(t, tasks);
+        let labels = self.labels(t);
+        let mut weekdays: BTreeSet<u8> = (0..7).collect();
+        if t.get("weekdays").is_some() {
+            weekdays.clear();
+            for (i, day) in self.string_list(t, "weekdays") {
+                let lower = day.v.to_ascii_lowercase();
+                match WEEKDAYS.iter().position(|d| lower.starts_with(d)) {
+                    Some(n) if lower.len() == 3 || WEEKDAY_NAMES[n] == lower => {
+                        weekdays.insert(n as u8);
+                    }
+                    _ => self.error(
+                        &day.span,
+                        &t.scope,
+                        &format!("weekdays[{i}]"),
+                        format!("{:?} is not a weekday (mon, tue, ... sun)", day.v),
+                    ),
+                }
+            }
+        }
+        let from = self.time_of_day(t, "from");
+        let to = self.time_of_day(t, "to");
+        let timezone = match self.string(t, "timezone") {
+            None => Some("UTC".to_string()),
+            Some(tz) => {
+                let checked = tz.map(|name| {
+                    jiff::tz::TimeZone::get(&name)
+                        .map(|_| name.clone())
+                        .map_err(|_| format!("unknown time zone {name:?} (an IANA name such as \"Europe/Berlin\", or \"UTC\")"))
+                });
+                self.ok(checked, &t.scope, "timezone").map(|tz| tz.v)
+            }
+        };
+        if let (Some(f), Some(tt)) = (&from, &to)
+            && f.v == tt.v
+        {
+            self.error(&tt.span, &t.scope, "to", "must differ from `from`");
+            return None;
+        }
+        Some(MaintenanceWindow {
+            location: self.loc(&t.span),
+            name: name?.v,
+            tasks: matchers,
+            labels,
+            weekdays,
+            from: from?.v,
+            to: to?.v,
+            timezone: timezone?,
+        })
+    }
+
+    /// `"02:00"` or `"02:00:30"`: seconds after midnight.
+    fn time_of_day(&mut self, t: &Table<'_>, key: &str) -> Option<At<u32>> {
+        let text = self.required_string(t, key)?;
+        let parsed = text.map(|s| {
+            let parts: Vec<&str> = s.split(':').collect();
+            let numbers: Option<Vec<u32>> = parts.iter().map(|p| p.parse().ok()).collect();
+            match numbers.as_deref() {
+                Some([h, m]) if *h < 24 && *m < 60 => Ok(h * 3600 + m * 60),
+                Some([h, m, sec]) if *h < 24 && *m < 60 && *sec < 60 => Ok(h * 3600 + m * 60 + sec),
+                _ => Err(format!(
+                    "{s:?} is not a time of day (\"HH:MM\" or \"HH:MM:SS\", 24-hour)"
+                )),
+            }
+        });
+        self.ok(parsed, &t.scope, key)
     }
 
     fn boolean(&mut self, t: &Table<'_>, key: &str) -> Option<bool> {

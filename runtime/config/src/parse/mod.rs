@@ -29,7 +29,15 @@ use settings::{Layer, Pass};
 type Value<'i> = Spanned<DeValue<'i>>;
 type Span = Range<usize>;
 
-const TOP_KEYS: &[&str] = &["runtime", "api", "supervisor", "defaults", "task", "alert"];
+const TOP_KEYS: &[&str] = &[
+    "runtime",
+    "api",
+    "supervisor",
+    "defaults",
+    "task",
+    "alert",
+    "maintenance",
+];
 const API_KEYS: &[&str] = &["token_env"];
 const RUNTIME_KEYS: &[&str] = &["plugins_dir", "state_dir", "listen", "max_concurrency"];
 const SUPERVISOR_KEYS: &[&str] = &["serverurl", "username", "password"];
@@ -202,6 +210,7 @@ impl<'a> Parser<'a> {
         let raw = self.tasks(&top);
         let tasks = self.resolve(raw, &defaults);
         let alerts = self.alerts(&top, &tasks);
+        let maintenance = self.maintenance(&top, &tasks);
         Config {
             file: self.file.to_path_buf(),
             runtime,
@@ -209,6 +218,7 @@ impl<'a> Parser<'a> {
             supervisor,
             tasks,
             alerts,
+            maintenance,
         }
     }
 

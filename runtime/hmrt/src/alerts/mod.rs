@@ -15,6 +15,7 @@
 //! the delivery and that write delivers it once more after it starts again (at least once,
 //! never lost). A notice owed when hmrt stopped, or was killed, is delivered after it starts.
 
+pub mod mutes;
 pub mod receivers;
 pub mod router;
 
@@ -31,6 +32,7 @@ use crate::clock::{Clock, rfc3339};
 use crate::events::{Event, Events, Subscriber};
 use crate::sandbox::{ActionTrigger, Sandbox};
 use crate::tasks::Bound;
+pub use mutes::Silence;
 pub use receivers::Receiver;
 pub use router::{Kind, Notice, Router, RouterState};
 
@@ -145,6 +147,36 @@ impl Alerts {
             .iter()
             .map(|(route, q)| (route.clone(), q.len()))
             .collect()
+    }
+
+    /// The silences, oldest first.
+    pub fn silences(&self) -> Vec<Silence> {
+        crate::sync::lock(&self.inner).router.silences().to_vec()
+    }
+
+    /// Adds a silence (durably) and returns it.
+    pub fn silence(&self, silence: Silence) -> Silence {
+        let mut inner = crate::sync::lock(&self.inner);
+        inner.router.silence(silence.clone());
+        self.save(&inner);
+        drop(inner);
+        self.wake.notify_one();
+        silence
+    }
+
+    /// Ends the silence `id` now; what it held and is still broken is announced.
+    pub fn unsilence(&self, id: &str) -> Option<Silence> {
+        let mut inner = crate::sync::lock(&self.inner);
+        let removed = inner.router.unsilence(id)?;
+        self.save(&inner);
+        drop(inner);
+        self.wake.notify_one();
+        Some(removed)
+    }
+
+    /// A new silence id: random, so ids never repeat across restarts or outboxes.
+    pub fn new_silence_id() -> String {
+        format!("{:016x}", rand::random::<u64>())
     }
 
     fn save(&self, inner: &Inner) {
@@ -409,7 +441,9 @@ impl Subscriber for Alerts {
             self.save(&inner);
         }
         drop(inner);
-        self.wake.notify_one();
+        if changed {
+            self.wake.notify_one();
+        }
     }
 }
 

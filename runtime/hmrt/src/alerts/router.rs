@@ -25,6 +25,7 @@ use hmrt_config::{AlertEvent, AlertRoute, Config};
 use hmrt_policy::{DecisionKind, HoldReason, State, Status, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::mutes::{Mutes, Silence};
 use crate::events::Event;
 
 /// What a notice is about.
@@ -138,6 +139,9 @@ pub struct RouterState {
     tracks: BTreeMap<String, BTreeMap<String, Track>>,
     facts: BTreeMap<String, TaskFacts>,
     sequence: u64,
+    /// Silences made through the API, until they end.
+    #[serde(default)]
+    silences: Vec<Silence>,
 }
 
 /// The routes and the tasks they cover.
@@ -151,6 +155,9 @@ pub struct Router {
     downstream: BTreeMap<String, BTreeSet<String>>,
     labels: BTreeMap<String, BTreeMap<String, String>>,
     state: RouterState,
+    mutes: Mutes,
+    /// The last tick: a silence or window that began or ended since is applied at the next.
+    last_tick: Timestamp,
 }
 
 fn is_down(state: State) -> bool {
@@ -211,6 +218,8 @@ impl Router {
                 .map(|t| (t.name.clone(), t.labels.clone()))
                 .collect(),
             state,
+            mutes: Mutes::new(&config.maintenance),
+            last_tick: Timestamp(0),
         };
         router.fit_to_config();
         router
@@ -312,9 +321,49 @@ impl Router {
         out
     }
 
-    /// Reminders due by `at`.
+    /// The silences, oldest first.
+    pub fn silences(&self) -> &[Silence] {
+        &self.state.silences
+    }
+
+    /// Adds a silence.
+    pub fn silence(&mut self, silence: Silence) {
+        self.state.silences.push(silence);
+    }
+
+    /// Ends the silence `id` now (what it held and is still broken is announced at the next
+    /// tick); `None` if there is no such silence.
+    pub fn unsilence(&mut self, id: &str) -> Option<Silence> {
+        let i = self.state.silences.iter().position(|s| s.id == id)?;
+        let removed = self.state.silences.remove(i);
+        // Make the next tick look again, as if the silence had just ended.
+        self.last_tick = Timestamp(0);
+        Some(removed)
+    }
+
+    /// Whether a silence or maintenance window holds `task`'s notices at `at`.
+    fn muted(&self, task: &str, at: Timestamp) -> bool {
+        let none = BTreeMap::new();
+        let labels = self.labels.get(task).unwrap_or(&none);
+        self.mutes.holds(&self.state.silences, task, labels, at)
+    }
+
+    /// Reminders due by `at`, and what silences and windows that began or ended since the last
+    /// tick change: what they held and is still broken is announced.
     pub fn tick(&mut self, at: Timestamp) -> Vec<Notice> {
         let mut out = Vec::new();
+        let boundary = self
+            .mutes
+            .next_boundary(&self.state.silences, self.last_tick)
+            .is_some_and(|b| b <= at);
+        if boundary || self.last_tick == Timestamp(0) {
+            self.state.silences.retain(|s| s.ends_at > at);
+            let tasks: Vec<String> = self.labels.keys().cloned().collect();
+            for task in tasks {
+                self.evaluate(&task, at, &mut out);
+            }
+        }
+        self.last_tick = at;
         for i in 0..self.routes.len() {
             let Some(every) = self.routes[i].remind_every else {
                 continue;
@@ -329,10 +378,10 @@ impl Router {
                 let Some(due) = incident.next_reminder.filter(|due| *due <= at) else {
                     continue;
                 };
-                incident.reminders += 1;
                 // The next one a whole period after this, not after when it was due: a daemon
                 // that was stopped for a while does not send a burst.
                 incident.next_reminder = Some(at.max(due).plus(every));
+                incident.reminders += 1;
                 let (started, n) = (incident.started_at, incident.reminders);
                 self.push(i, &task, Kind::Reminder, at, Some((started, n)), &mut out);
             }
@@ -340,14 +389,19 @@ impl Router {
         out
     }
 
-    /// The earliest reminder due, if any.
+    /// When the next tick is due: the earliest reminder, or silence or window beginning or
+    /// ending.
     pub fn next_tick(&self) -> Option<Timestamp> {
-        self.state
+        let reminders = self
+            .state
             .tracks
             .values()
             .flat_map(|tracks| tracks.values())
-            .filter_map(|t| t.incident.as_ref()?.next_reminder)
-            .min()
+            .filter_map(|t| t.incident.as_ref()?.next_reminder);
+        let mutes = self
+            .mutes
+            .next_boundary(&self.state.silences, self.last_tick);
+        reminders.chain(mutes).min()
     }
 
     fn facts(&mut self, task: &str) -> &mut TaskFacts {
@@ -402,7 +456,7 @@ impl Router {
     /// Opens, announces or closes `task`'s incident on every route that covers it.
     fn evaluate(&mut self, task: &str, at: Timestamp, out: &mut Vec<Notice>) {
         let facts = self.state.facts.get(task).cloned().unwrap_or_default();
-        let held = self.held_by_dependency(task);
+        let held = self.held_by_dependency(task) || self.muted(task, at);
         self.each_route(task, |r, i, track| {
             let route = &r.routes[i];
             let (fail_needed, pass_needed) = (
@@ -450,6 +504,11 @@ impl Router {
         incident: Option<(Timestamp, u32)>,
         out: &mut Vec<Notice>,
     ) {
+        // What a silence or window holds waits; a resolution never does (nothing announced is
+        // left unresolved).
+        if kind.firing() && self.muted(task, at) {
+            return;
+        }
         let route = &self.routes[i];
         if !route.events.contains(&kind.event())
             || (kind == Kind::Recovered && !route.send_resolved)

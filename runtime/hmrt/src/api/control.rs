@@ -49,7 +49,7 @@ enum PingStatus {
 
 /// An empty body is the same as `{}`; anything else must be the route's JSON. The error says
 /// what is wrong, for a 400.
-fn parse<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, String> {
+pub(super) fn parse<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -106,20 +106,14 @@ async fn command(
     body: Bytes,
     command: Command,
 ) -> Response {
-    let Some(token) = api.tokens.api.as_ref() else {
-        return unauthorized(
-            "this hmrt has no API token: set [api] token_env to change tasks through the API",
-        );
+    let mut by = match authorize(&api, &headers, command.name(), peer) {
+        Ok(by) => by,
+        Err(response) => return response,
     };
-    if !token.admits(&headers) {
-        tracing::warn!(event = "unauthorized", command = command.name(), from = %peer, "a control request without a valid token was refused");
-        return unauthorized("a valid `Authorization: Bearer <token>` header is required");
-    }
     let body: ReasonBody = match parse(&body) {
         Ok(body) => body,
         Err(problem) => return error(StatusCode::BAD_REQUEST, problem),
     };
-    let mut by = token.name.clone();
     if let Some(reason) = body.reason.filter(|r| !r.trim().is_empty()) {
         by = format!("{by} ({})", crate::text::one_line(&reason, MAX_REASON));
     }
@@ -173,6 +167,27 @@ pub(super) async fn push(
     };
     let done = api.control.send(&task, Command::Push(ping), caller).await;
     answer(&api, &task, done)
+}
+
+/// The API token's variable name if `headers` carry the token; else the 401 to answer.
+pub(super) fn authorize(
+    api: &ApiState,
+    headers: &HeaderMap,
+    command: &str,
+    peer: SocketAddr,
+) -> Result<String, Response> {
+    let Some(token) = api.tokens.api.as_ref() else {
+        return Err(unauthorized(
+            "this hmrt has no API token: set [api] token_env to change things through the API",
+        ));
+    };
+    if !token.admits(headers) {
+        tracing::warn!(event = "unauthorized", command, from = %peer, "a request without a valid token was refused");
+        return Err(unauthorized(
+            "a valid `Authorization: Bearer <token>` header is required",
+        ));
+    }
+    Ok(token.name.clone())
 }
 
 fn unauthorized(message: &str) -> Response {

@@ -12,6 +12,7 @@ mod control;
 mod openapi;
 mod read;
 pub mod routes;
+mod silences;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +47,10 @@ pub struct ApiState {
     pub tokens: Tokens,
     /// The daemon's clock.
     pub clock: Arc<dyn Clock>,
+    /// The event stream, for what the API itself changes (silences).
+    pub events: crate::events::Events,
+    /// The alert output, when the config has routes (silences live there).
+    pub alerts: Option<Arc<crate::alerts::Alerts>>,
 }
 
 /// The router over `state`.

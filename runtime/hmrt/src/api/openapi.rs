@@ -45,6 +45,12 @@ fn operation(route: &Route) -> Value {
         "operationId".into(),
         operation_id(route.method.as_str(), route.path).into(),
     );
+    if route.path.contains("{id}") {
+        op.insert(
+            "parameters".into(),
+            json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }]),
+        );
+    }
     if route.path.contains("{task}") {
         op.insert(
             "parameters".into(),
@@ -90,6 +96,18 @@ fn body_schema(body: Body) -> Option<Value> {
             "type": "object",
             "additionalProperties": false,
             "properties": { "reason": { "type": "string", "description": "Why, for the audit log." } },
+        })),
+        Body::Silence => Some(json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "tasks": { "type": "array", "items": { "type": "string" }, "description": "Task names or globs." },
+                "labels": { "type": "object", "additionalProperties": { "type": "string" } },
+                "starts_at": { "type": "string", "format": "date-time" },
+                "ends_at": { "type": "string", "format": "date-time" },
+                "duration": { "type": "string", "description": "Instead of ends_at, such as \"2h\"." },
+                "comment": { "type": "string" },
+            },
         })),
         Body::Ping => Some(json!({
             "type": "object",

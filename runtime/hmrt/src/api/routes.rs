@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::routing::{MethodFilter, MethodRouter, on};
 
-use super::{ApiState, control, openapi, read};
+use super::{ApiState, control, openapi, read, silences};
 
 /// An HTTP method a route answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +15,8 @@ pub enum Method {
     Get,
     /// POST.
     Post,
+    /// DELETE.
+    Delete,
 }
 
 impl Method {
@@ -23,6 +25,7 @@ impl Method {
         match self {
             Method::Get => MethodFilter::GET,
             Method::Post => MethodFilter::POST,
+            Method::Delete => MethodFilter::DELETE,
         }
     }
 
@@ -31,6 +34,7 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Delete => "DELETE",
         }
     }
 }
@@ -55,6 +59,8 @@ pub enum Body {
     Reason,
     /// Optional JSON `{"status": "healthy"|"degraded"|"unhealthy", "message": "..."}`.
     Ping,
+    /// JSON `{"tasks": [...], "labels": {...}, "duration" | "ends_at", "starts_at", "comment"}`.
+    Silence,
 }
 
 /// One route.
@@ -258,6 +264,52 @@ pub const ROUTES: &[Route] = &[
         ],
         produces: JSON,
         mount: |m| on(m, control::push),
+    },
+    Route {
+        method: Method::Post,
+        path: "/silences",
+        summary: "Makes a silence: notices of the matching tasks are held (checks go on) until it ends; what is still broken then is announced. Durable.",
+        access: Access::ApiToken,
+        body: Body::Silence,
+        responses: &[
+            (201, "Made; the body is the silence with its id."),
+            (
+                400,
+                "The body is not a valid silence; the body says what is wrong.",
+            ),
+            (401, "No valid bearer token."),
+            (404, "This hmrt has no [[alert]] routes."),
+            (413, "The body is larger than 16 KiB."),
+        ],
+        produces: JSON,
+        mount: |m| on(m, silences::create),
+    },
+    Route {
+        method: Method::Get,
+        path: "/silences",
+        summary: "The silences not yet ended.",
+        access: Access::Open,
+        body: Body::None,
+        responses: &[
+            (200, "The silences."),
+            (404, "This hmrt has no [[alert]] routes."),
+        ],
+        produces: JSON,
+        mount: |m| on(m, silences::list),
+    },
+    Route {
+        method: Method::Delete,
+        path: "/silences/{id}",
+        summary: "Ends a silence now; what it held and is still broken is announced.",
+        access: Access::ApiToken,
+        body: Body::None,
+        responses: &[
+            (200, "Ended; the body is the silence."),
+            (401, "No valid bearer token."),
+            (404, "No such silence, or no [[alert]] routes."),
+        ],
+        produces: JSON,
+        mount: |m| on(m, silences::delete),
     },
     Route {
         method: Method::Get,

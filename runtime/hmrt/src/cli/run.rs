@@ -84,18 +84,18 @@ pub(super) async fn run(file: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
-    let delivering = alerts.map(|alerts| {
-        alerts.seed(&daemon.states());
-        let events = daemon.events().clone();
-        tokio::spawn(alerts.deliver(sandbox, events, clock.clone(), api_stopped.clone()))
-    });
     let server = match api {
         Some(api) => Some(
-            api.serve(&daemon, clock.clone(), api_stopped)
+            api.serve(&daemon, clock.clone(), alerts.clone(), api_stopped.clone())
                 .context("cannot start the HTTP API's thread")?,
         ),
         None => None,
     };
+    let delivering = alerts.map(|alerts| {
+        alerts.seed(&daemon.states());
+        let events = daemon.events().clone();
+        tokio::spawn(alerts.deliver(sandbox, events, clock.clone(), api_stopped))
+    });
     daemon.run(crate::daemon::shutdown_signal()).await?;
     let _ = stop_api.send(true);
     if let Some(delivering) = delivering {
@@ -180,6 +180,7 @@ impl Surface {
         self,
         daemon: &Daemon,
         clock: Arc<dyn Clock>,
+        alerts: Option<Arc<Alerts>>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> std::io::Result<std::thread::JoinHandle<std::io::Result<()>>> {
         self.board.seed(daemon.states());
@@ -191,6 +192,8 @@ impl Surface {
             liveness: daemon.liveness(),
             tokens: self.tokens,
             clock,
+            events: daemon.events().clone(),
+            alerts,
         });
         if let Some(addr) = addr {
             tracing::info!(event = "listening", %addr, "HTTP API and /metrics on http://{addr}/");
