@@ -108,7 +108,7 @@ async fn command(
 ) -> Response {
     let mut by = match authorize(&api, &headers, command.name(), peer) {
         Ok(by) => by,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let body: ReasonBody = match parse(&body) {
         Ok(body) => body,
@@ -175,17 +175,17 @@ pub(super) fn authorize(
     headers: &HeaderMap,
     command: &str,
     peer: SocketAddr,
-) -> Result<String, Response> {
+) -> Result<String, Box<Response>> {
     let Some(token) = api.tokens.api.as_ref() else {
-        return Err(unauthorized(
+        return Err(Box::new(unauthorized(
             "this hmrt has no API token: set [api] token_env to change things through the API",
-        ));
+        )));
     };
     if !token.admits(headers) {
         tracing::warn!(event = "unauthorized", command, from = %peer, "a request without a valid token was refused");
-        return Err(unauthorized(
+        return Err(Box::new(unauthorized(
             "a valid `Authorization: Bearer <token>` header is required",
-        ));
+        )));
     }
     Ok(token.name.clone())
 }

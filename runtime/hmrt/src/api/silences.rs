@@ -38,12 +38,12 @@ struct NewSilence {
     comment: String,
 }
 
-fn alerts(api: &ApiState) -> Result<&Arc<Alerts>, Response> {
+fn alerts(api: &ApiState) -> Result<&Arc<Alerts>, Box<Response>> {
     api.alerts.as_ref().ok_or_else(|| {
-        error(
+        Box::new(error(
             StatusCode::NOT_FOUND,
             "this hmrt has no [[alert]] routes: there are no notices to silence",
-        )
+        ))
     })
 }
 
@@ -124,11 +124,11 @@ pub(super) async fn create(
 ) -> Response {
     let token = match authorize(&api, &headers, "silence", peer) {
         Ok(token) => token,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let alerts = match alerts(&api) {
         Ok(alerts) => alerts,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let body: NewSilence = match parse(&body) {
         Ok(body) => body,
@@ -160,7 +160,7 @@ pub(super) async fn create(
 pub(super) async fn list(State(api): State<Arc<ApiState>>) -> Response {
     let alerts = match alerts(&api) {
         Ok(alerts) => alerts,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let now = api.clock.now();
     let silences: Vec<serde_json::Value> = alerts
@@ -180,11 +180,11 @@ pub(super) async fn delete(
 ) -> Response {
     let token = match authorize(&api, &headers, "unsilence", peer) {
         Ok(token) => token,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let alerts = match alerts(&api) {
         Ok(alerts) => alerts,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(ended) = alerts.unsilence(&id) else {
         return error(
