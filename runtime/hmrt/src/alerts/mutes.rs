@@ -91,7 +91,17 @@ impl Window {
                 .date()
                 .checked_add(jiff::Span::new().days(offset))
                 .ok()?;
-            for secs in [self.config.from, self.config.to] {
+            let day = date.weekday().to_monday_zero_offset() as u8;
+            let days = &self.config.weekdays;
+            // It opens on its days; it closes the same day, or the next when it wraps midnight.
+            let opens = days.contains(&day);
+            let closes = if self.config.from < self.config.to {
+                opens
+            } else {
+                days.contains(&((day + 6) % 7))
+            };
+            let edges = [(self.config.from, opens), (self.config.to, closes)];
+            for secs in edges.iter().filter(|(_, on)| *on).map(|(s, _)| *s) {
                 let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
                 let time = jiff::civil::Time::new(h as i8, m as i8, s as i8, 0).ok()?;
                 let Ok(at) = date.to_datetime(time).to_zoned(self.tz.clone()) else {
