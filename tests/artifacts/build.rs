@@ -1,6 +1,7 @@
-//! Builds the test guests (tests/guests/*, workspace members) and the third-party example
-//! (examples/plugins/json-health, a project of its own) and writes `artifacts.rs`: one
-//! `pub const NAME: &str = "/abs/path.wasm";` per guest, named after its directory.
+//! Builds the test guests (tests/guests/*, workspace members) and the third-party examples
+//! (examples/plugins/json-health and examples/plugins/ntfy-notify, each a project of its own)
+//! and writes `artifacts.rs`: one `pub const NAME: &str = "/abs/path.wasm";` per guest, named
+//! after its directory.
 
 use hmrt_guest_build::{Builder, Error, Package};
 use std::fmt::Write as _;
@@ -20,8 +21,11 @@ fn run() -> Result<(), Error> {
     for artifact in builder.build_workspace(&root, &guests)? {
         consts.push((artifact.package.dir_name(), artifact.wasm));
     }
-    let json_health = builder.build_project(&root.join("examples/plugins/json-health"))?;
-    consts.push((json_health.package.dir_name(), json_health.wasm));
+    // The third-party examples, each a project of its own, built as their authors would.
+    for example in ["json-health", "ntfy-notify"] {
+        let project = builder.build_project(&root.join("examples/plugins").join(example))?;
+        consts.push((project.package.dir_name(), project.wasm));
+    }
 
     let mut code = String::new();
     for (name, wasm) in consts {
