@@ -489,7 +489,7 @@ fn every_route_against_a_running_daemon() {
     let operations: usize = paths.values().map(|m| m.as_object().unwrap().len()).sum();
     assert_eq!(
         operations,
-        15,
+        18,
         "{}",
         serde_json::to_string_pretty(&doc).unwrap()
     );

@@ -221,6 +221,10 @@ pub struct AlertRoute {
     pub send_resolved: bool,
     /// How long an undeliverable notice is retried before it is dropped (with a log line).
     pub give_up_after: Duration,
+    /// How long an announced incident may last before the second receiver is told too.
+    pub escalate_after: Option<Duration>,
+    /// The second receiver (set exactly when `escalate_after` is).
+    pub escalate_to: Option<ActionConfig>,
 }
 
 impl AlertRoute {

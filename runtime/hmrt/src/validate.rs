@@ -94,14 +94,19 @@ async fn validate_receivers(
             continue;
         };
         let route = &receiver.route;
-        let prefix = format!("alert {:?}: receiver", route.name);
+        let key = if receiver.queue == route.name {
+            "receiver"
+        } else {
+            "escalate_to"
+        };
+        let prefix = format!("alert {:?}: {key}", route.name);
         findings.extend(
             validate_call(
                 sandbox,
                 &entry.plugin,
                 &receiver.call,
-                &route.receiver.config,
-                &route.receiver.location,
+                &receiver.action.config,
+                &receiver.action.location,
                 &format!("{prefix}.config"),
                 &format!("{prefix}.grants"),
             )

@@ -22,6 +22,8 @@ const ALERT_KEYS: &[&str] = &[
     "remind_every",
     "send_resolved",
     "give_up_after",
+    "escalate_after",
+    "escalate_to",
 ];
 
 const MAINTENANCE_KEYS: &[&str] = &[
@@ -121,10 +123,7 @@ impl Parser<'_> {
     }
 
     fn alert(&mut self, t: &Table<'_>, tasks: &[TaskConfig]) -> Option<AlertRoute> {
-        self.check_keys(t, ALERT_KEYS, |key| {
-            matches!(key, "escalate_after" | "escalate_to")
-                .then(|| "escalation is not supported yet".to_string())
-        });
+        self.check_keys(t, ALERT_KEYS, |_| None);
         let name = self.required_string(t, "name").and_then(|name| {
             let checked = name.map(|n| TaskName::new(&n).map(|_| n).map_err(|e| e.to_string()));
             self.ok(checked, &t.scope, "name")
@@ -154,6 +153,39 @@ impl Parser<'_> {
         let give_up_after = self
             .duration(t, "give_up_after", true)
             .map_or(super::alert::DEFAULT_GIVE_UP_AFTER, |d| d.v);
+        let escalate_after = self.duration(t, "escalate_after", true);
+        let escalate_to = match t.get("escalate_to").map(|v| v.get_ref()) {
+            Some(DeValue::Table(_)) => self
+                .table(t, "escalate_to")
+                .and_then(|r| self.action_table(&r)),
+            Some(_) => {
+                let want = "a table { action = \"webhook\", config = {...}, grants = {...} }";
+                if let Some(value) = t.get("escalate_to") {
+                    self.type_error(value, &t.scope, "escalate_to", want);
+                }
+                None
+            }
+            None => None,
+        };
+        match (&escalate_after, t.get("escalate_to")) {
+            (Some(after), None) => {
+                self.error(
+                    &after.span,
+                    &t.scope,
+                    "escalate_after",
+                    "needs escalate_to: the receiver to escalate to",
+                );
+            }
+            (None, Some(value)) => {
+                self.error(
+                    &value.span(),
+                    &t.scope,
+                    "escalate_to",
+                    "needs escalate_after: how long an incident lasts before it escalates",
+                );
+            }
+            _ => {}
+        }
         let name = name?;
         Some(AlertRoute {
             location: self.loc(&t.span),
@@ -167,6 +199,8 @@ impl Parser<'_> {
             remind_every,
             send_resolved,
             give_up_after,
+            escalate_after: escalate_after.map(|d| d.v),
+            escalate_to,
         })
     }
 

@@ -108,11 +108,11 @@ impl Alerts {
             }
         };
         let names: std::collections::BTreeSet<&str> =
-            config.alerts.iter().map(|r| r.name.as_str()).collect();
+            receivers.iter().map(|r| r.queue.as_str()).collect();
         let mut queues = saved.queues;
         for (route, queue) in &queues {
             if !names.contains(route.as_str()) && !queue.is_empty() {
-                tracing::warn!(event = "notices_dropped", route = %route, count = queue.len(), "route no longer in the config: its undelivered notices are dropped");
+                tracing::warn!(event = "notices_dropped", route = %route, count = queue.len(), "receiver no longer in the config: its undelivered notices are dropped");
             }
         }
         queues.retain(|route, _| names.contains(route.as_str()));
@@ -126,7 +126,7 @@ impl Alerts {
             wake: Notify::new(),
             receivers: receivers
                 .into_iter()
-                .map(|r| (r.route.name.clone(), r))
+                .map(|r| (r.queue.clone(), r))
                 .collect(),
         })
     }
@@ -201,7 +201,7 @@ impl Alerts {
         for notice in notices {
             inner
                 .queues
-                .entry(notice.route.clone())
+                .entry(notice.queue())
                 .or_default()
                 .push_back(Pending {
                     notice,
@@ -418,6 +418,7 @@ pub fn notice_json(notice: &Notice) -> serde_json::Value {
         "ends_at": notice.ends_at.map(rfc3339),
         "held": notice.held,
         "reminder": notice.reminder,
+        "escalation": notice.escalation,
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hmrt_config::{AlertRoute, Config, ConfigError};
+use hmrt_config::{ActionConfig, AlertRoute, Config, ConfigError};
 
 use crate::registry::Registry;
 use crate::sandbox::{CallLimits, PluginKind, TaskCall};
@@ -14,6 +14,10 @@ use crate::tasks::{Bound, resolve};
 pub struct Receiver {
     /// The route.
     pub route: AlertRoute,
+    /// The outbox queue it delivers: the route's name, or `<route>/escalation`.
+    pub queue: String,
+    /// Its action, config and grants (the route's `receiver` or `escalate_to`).
+    pub action: ActionConfig,
     /// Its action plugin.
     pub plugin: Bound,
     /// The call without a notice (what `validate` sees).
@@ -23,7 +27,7 @@ pub struct Receiver {
 impl Receiver {
     /// The call for `notice`: the receiver's config with the notice under `notice`.
     pub fn call_for(&self, notice: &serde_json::Value) -> TaskCall {
-        let mut config = self.route.receiver.config.value.clone();
+        let mut config = self.action.config.value.clone();
         if let Some(object) = config.as_object_mut() {
             object.insert("notice".into(), notice.clone());
         }
@@ -34,36 +38,43 @@ impl Receiver {
     }
 }
 
-/// Binds every route's receiver; a name that resolves to nothing, or to a check, is an error at
-/// the route's `receiver` line.
+/// Binds every route's receiver (and second receiver, with `escalate_to`); a name that
+/// resolves to nothing, or to a check, is an error at its line.
 pub fn bind(config: &Config, registry: &Registry) -> Result<Vec<Receiver>, Vec<ConfigError>> {
     let mut receivers = Vec::new();
     let mut errors = Vec::new();
     for route in &config.alerts {
-        let action = &route.receiver;
-        match resolve(
-            registry,
-            &action.action,
-            PluginKind::Action,
-            &action.location,
-            None,
-            &format!("alert {:?}: receiver.action", route.name),
-        ) {
-            Ok(plugin) => receivers.push(Receiver {
-                plugin,
-                call: TaskCall {
-                    name: Arc::from(route.name.as_str()),
-                    program: None,
-                    config: action.config.value.to_string(),
-                    grants: Arc::new(action.grants.clone()),
-                    limits: CallLimits {
-                        timeout: action.timeout,
-                        memory_bytes: 64 << 20,
+        let mut each = vec![(false, &route.receiver, "receiver")];
+        if let Some(second) = &route.escalate_to {
+            each.push((true, second, "escalate_to"));
+        }
+        for (escalation, action, key) in each {
+            match resolve(
+                registry,
+                &action.action,
+                PluginKind::Action,
+                &action.location,
+                None,
+                &format!("alert {:?}: {key}.action", route.name),
+            ) {
+                Ok(plugin) => receivers.push(Receiver {
+                    plugin,
+                    call: TaskCall {
+                        name: Arc::from(route.name.as_str()),
+                        program: None,
+                        config: action.config.value.to_string(),
+                        grants: Arc::new(action.grants.clone()),
+                        limits: CallLimits {
+                            timeout: action.timeout,
+                            memory_bytes: 64 << 20,
+                        },
                     },
-                },
-                route: route.clone(),
-            }),
-            Err(e) => errors.push(e),
+                    queue: super::router::queue_name(&route.name, escalation),
+                    action: action.clone(),
+                    route: route.clone(),
+                }),
+                Err(e) => errors.push(e),
+            }
         }
     }
     if errors.is_empty() {

@@ -99,6 +99,26 @@ pub struct Notice {
     pub held: Vec<String>,
     /// 0 for the first notice of an incident; n for its n-th reminder.
     pub reminder: u32,
+    /// For the route's second receiver (`escalate_to`): the incident outlasted
+    /// `escalate_after`.
+    #[serde(default)]
+    pub escalation: bool,
+}
+
+impl Notice {
+    /// The outbox queue it waits in: its route's, or its route's escalation queue.
+    pub fn queue(&self) -> String {
+        queue_name(&self.route, self.escalation)
+    }
+}
+
+/// The queue of `route`'s notices (`escalation`: of its second receiver).
+pub fn queue_name(route: &str, escalation: bool) -> String {
+    if escalation {
+        format!("{route}/escalation")
+    } else {
+        route.to_string()
+    }
 }
 
 /// An incident of one task, as one route sees it.
@@ -109,6 +129,12 @@ struct Incident {
     announced: bool,
     reminders: u32,
     next_reminder: Option<Timestamp>,
+    /// When to tell the route's second receiver, if the incident lasts.
+    #[serde(default)]
+    escalate_at: Option<Timestamp>,
+    /// Whether the second receiver was told (so its end is told there too).
+    #[serde(default)]
+    escalated: bool,
 }
 
 /// One route's view of one task.
@@ -364,6 +390,7 @@ impl Router {
             }
         }
         self.last_tick = at;
+        self.escalate(at, &mut out);
         for i in 0..self.routes.len() {
             let Some(every) = self.routes[i].remind_every else {
                 continue;
@@ -389,6 +416,31 @@ impl Router {
         out
     }
 
+    /// Tells each route's second receiver about the announced incidents that outlasted its
+    /// `escalate_after` (unless a silence or window holds them).
+    fn escalate(&mut self, at: Timestamp, out: &mut Vec<Notice>) {
+        for i in 0..self.routes.len() {
+            if self.routes[i].escalate_to.is_none() {
+                continue;
+            }
+            let route = self.routes[i].name.clone();
+            let tasks: Vec<String> = self.covered[i].iter().cloned().collect();
+            for task in tasks {
+                let muted = self.muted(&task, at);
+                let track = self.track(&route, &task);
+                let Some(incident) = track.incident.as_mut() else {
+                    continue;
+                };
+                if incident.escalated || muted || incident.escalate_at.is_none_or(|e| e > at) {
+                    continue;
+                }
+                incident.escalated = true;
+                let started = incident.started_at;
+                self.push_escalation(i, &task, Kind::Unhealthy, at, started, out);
+            }
+        }
+    }
+
     /// When the next tick is due: the earliest reminder, or silence or window beginning or
     /// ending.
     pub fn next_tick(&self) -> Option<Timestamp> {
@@ -397,7 +449,9 @@ impl Router {
             .tracks
             .values()
             .flat_map(|tracks| tracks.values())
-            .filter_map(|t| t.incident.as_ref()?.next_reminder);
+            .filter_map(|t| t.incident.as_ref())
+            .flat_map(|i| [i.next_reminder, i.escalate_at.filter(|_| !i.escalated)])
+            .flatten();
         let mutes = self
             .mutes
             .next_boundary(&self.state.silences, self.last_tick);
@@ -469,9 +523,12 @@ impl Router {
                     announced: false,
                     reminders: 0,
                     next_reminder: None,
+                    escalate_at: None,
+                    escalated: false,
                 });
             }
             let remind_every = route.remind_every;
+            let escalate_after = route.escalate_after;
             let Some(incident) = track.incident.as_mut() else {
                 return;
             };
@@ -482,6 +539,7 @@ impl Router {
             {
                 incident.announced = true;
                 incident.next_reminder = remind_every.map(|every| at.plus(every));
+                incident.escalate_at = escalate_after.map(|after| at.plus(after));
                 let started = incident.started_at;
                 r.push(i, task, Kind::Unhealthy, at, Some((started, 0)), out);
             } else if facts.state.is_up() && track.passes >= pass_needed {
@@ -489,9 +547,31 @@ impl Router {
                 if let Some(incident) = ended.filter(|i| i.announced) {
                     let started = incident.started_at;
                     r.push(i, task, Kind::Recovered, at, Some((started, 0)), out);
+                    if incident.escalated {
+                        r.push_escalation(i, task, Kind::Recovered, at, started, out);
+                    }
                 }
             }
         });
+    }
+
+    /// A notice for route `i`'s second receiver.
+    fn push_escalation(
+        &mut self,
+        i: usize,
+        task: &str,
+        kind: Kind,
+        at: Timestamp,
+        started: Timestamp,
+        out: &mut Vec<Notice>,
+    ) {
+        let mut made = Vec::new();
+        self.push(i, task, kind, at, Some((started, 0)), &mut made);
+        for mut notice in made {
+            notice.escalation = true;
+            notice.id.push_str("/escalation");
+            out.push(notice);
+        }
     }
 
     /// Makes a notice of `kind` for `task` on route `i`, if the route wants that kind.
@@ -549,6 +629,7 @@ impl Router {
             ends_at,
             held,
             reminder,
+            escalation: false,
         });
     }
 }
@@ -840,6 +921,30 @@ receiver = {{ action = "webhook", config = {{ url = "http://127.0.0.1:9/" }} }}
             ],
         );
         assert_eq!(got, kinds(&[("web", Kind::Recovered)]));
+    }
+
+    #[test]
+    fn an_incident_that_outlasts_escalate_after_reaches_the_second_receiver() {
+        let extra = "escalate_after = \"10s\"\nescalate_to = { action = \"webhook\", config = { url = \"http://127.0.0.1:9/boss\" } }";
+        let mut r = Router::new(&config(extra), RouterState::default());
+        let mut t = 0;
+        feed(&mut r, &mut t, &[change("web", State::Unhealthy)]);
+        let opened = t;
+        assert_eq!(r.next_tick(), Some(Timestamp(opened + 10 * S)));
+        assert!(r.tick(Timestamp(opened + 9 * S)).is_empty());
+        let escalated = r.tick(Timestamp(opened + 10 * S));
+        assert_eq!(escalated.len(), 1);
+        assert!(escalated[0].escalation);
+        assert_eq!(escalated[0].queue(), "oncall/escalation");
+        assert!(r.tick(Timestamp(opened + 20 * S)).is_empty(), "once");
+        t = opened + 21 * S;
+        let ended = r.on_event(Timestamp(t), &change("web", State::Healthy));
+        let queues: Vec<String> = ended.iter().map(Notice::queue).collect();
+        assert_eq!(
+            queues,
+            ["oncall", "oncall/escalation"],
+            "both are told it ended"
+        );
     }
 
     #[test]
