@@ -239,6 +239,19 @@ fn notices_wait_out_a_receiver_outage_in_order() {
         "hmrt kept trying: {}",
         board.refused()
     );
+    // The delivery state shows, in the task and in the metrics.
+    let web = api_task(api, "web");
+    assert_eq!(web["notices_pending"], 4, "{web}");
+    assert_eq!(web["last_notice"]["outcome"], "failed", "{web}");
+    let metrics = http::get(api, "/metrics").unwrap().text();
+    assert!(
+        metrics.contains("hmrt_outbox_pending{route=\"oncall\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hmrt_notices_total{route=\"oncall\",outcome=\"failed\"}"),
+        "{metrics}"
+    );
     assert!(board.kinds().is_empty());
     board.receiver_down(false);
     board.wait("every notice", Duration::from_secs(40), |k| k.len() >= 4);
@@ -252,6 +265,20 @@ fn notices_wait_out_a_receiver_outage_in_order() {
             ("web", "recovered"),
         ]),
         "all of them, once each, in order"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while api_task(api, "web")["notices_pending"] != 0 {
+        assert!(Instant::now() < deadline, "the outbox never emptied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let metrics = http::get(api, "/metrics").unwrap().text();
+    assert!(
+        metrics.contains("hmrt_outbox_pending{route=\"oncall\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hmrt_notices_total{route=\"oncall\",outcome=\"delivered\"} 4"),
+        "{metrics}"
     );
     eprintln!(
         "measured: {} attempts refused while down; all delivered {:?} after it came back",

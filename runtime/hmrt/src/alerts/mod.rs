@@ -222,9 +222,11 @@ impl Alerts {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut sending = tokio::task::JoinSet::new();
+        let mut told: BTreeMap<String, usize> = BTreeMap::new();
         loop {
             let now = clock.now();
             let (due, next) = self.due(now);
+            self.tell_pending(&mut told, &events, now);
             for (route, pending) in due {
                 let (me, sandbox) = (self.clone(), sandbox.clone());
                 sending.spawn(async move {
@@ -255,6 +257,29 @@ impl Alerts {
                 self.settle(&route, &pending, outcome, clock.now(), &events);
             }
         }
+    }
+
+    /// Publishes the queues whose length changed since last told.
+    fn tell_pending(&self, told: &mut BTreeMap<String, usize>, events: &Events, now: Timestamp) {
+        let mut queues: BTreeMap<String, usize> =
+            self.receivers.keys().map(|q| (q.clone(), 0)).collect();
+        queues.extend(self.pending());
+        for (route, pending) in queues {
+            if told.get(&route) != Some(&pending) {
+                told.insert(route.clone(), pending);
+                events.emit(now, Event::OutboxPending { route, pending });
+            }
+        }
+    }
+
+    /// Notices not yet delivered, per task.
+    pub fn pending_by_task(&self) -> BTreeMap<String, usize> {
+        let inner = crate::sync::lock(&self.inner);
+        let mut by_task = BTreeMap::new();
+        for pending in inner.queues.values().flatten() {
+            *by_task.entry(pending.notice.task.clone()).or_default() += 1;
+        }
+        by_task
     }
 
     /// The heads due now (marked in flight), and when to look again.
@@ -426,7 +451,10 @@ impl Subscriber for Alerts {
     fn on_event(&self, at: Timestamp, event: &Event) {
         if matches!(
             event,
-            Event::TaskState { .. } | Event::CallDenied { .. } | Event::NoticeSent { .. }
+            Event::TaskState { .. }
+                | Event::CallDenied { .. }
+                | Event::NoticeSent { .. }
+                | Event::OutboxPending { .. }
         ) {
             return;
         }

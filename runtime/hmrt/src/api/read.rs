@@ -115,9 +115,20 @@ pub(super) async fn readyz(State(api): State<Arc<ApiState>>) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// Adds what the alert outbox holds for each task.
+fn with_pending(api: &ApiState, tasks: &mut [crate::events::TaskInfo]) {
+    if let Some(alerts) = &api.alerts {
+        let pending = alerts.pending_by_task();
+        for task in tasks {
+            task.notices_pending = pending.get(&task.name).copied().unwrap_or(0);
+        }
+    }
+}
+
 pub(super) async fn tasks(State(api): State<Arc<ApiState>>) -> Response {
     let now = api.clock.now();
-    let tasks = api.board.tasks(now);
+    let mut tasks = api.board.tasks(now);
+    with_pending(&api, &mut tasks);
     let body = serde_json::json!({
         "generated_at": crate::clock::rfc3339(now),
         "summary": summary(tasks.iter().map(|t| t.state)),
@@ -128,7 +139,12 @@ pub(super) async fn tasks(State(api): State<Arc<ApiState>>) -> Response {
 
 pub(super) async fn task(State(api): State<Arc<ApiState>>, Path(name): Path<String>) -> Response {
     match api.board.task(&name, api.clock.now()) {
-        Some(task) => Json(task).into_response(),
+        Some(task) => {
+            let mut one = [task];
+            with_pending(&api, &mut one);
+            let [task] = one;
+            Json(task).into_response()
+        }
         None => unknown_task(&api, &name),
     }
 }

@@ -90,6 +90,27 @@ pub struct TaskInfo {
     pub recent: Vec<Recent>,
     /// Recent actions, oldest first.
     pub actions: Vec<ActionEntry>,
+    /// The last alert notice delivery attempt about the task, if any.
+    pub last_notice: Option<NoticeEntry>,
+    /// Alert notices about the task waiting for delivery.
+    pub notices_pending: usize,
+}
+
+/// An alert notice delivery attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoticeEntry {
+    /// When (RFC 3339).
+    pub at: String,
+    /// The route (or `<route>/escalation`).
+    pub route: String,
+    /// What the notice said.
+    pub kind: &'static str,
+    /// `delivered`, `failed` (to be retried) or `dropped`.
+    pub outcome: &'static str,
+    /// Which attempt it was.
+    pub attempt: u32,
+    /// What the receiver said.
+    pub message: String,
 }
 
 /// One task's line in `/health`: what a probe needs, cheap to build for many tasks.
@@ -128,6 +149,7 @@ struct Entry {
     actions: VecDeque<ActionEntry>,
     restarts: u64,
     checked: bool,
+    last_notice: Option<NoticeEntry>,
 }
 
 /// The board.
@@ -273,6 +295,8 @@ impl Board {
             metrics: entry.metrics.clone(),
             recent: entry.recent.iter().cloned().collect(),
             actions: entry.actions.iter().cloned().collect(),
+            last_notice: entry.last_notice.clone(),
+            notices_pending: 0,
         })
     }
 }
@@ -340,6 +364,23 @@ impl Subscriber for Board {
                 while entry.actions.len() > ACTIONS {
                     entry.actions.pop_front();
                 }
+            }
+            Event::NoticeSent {
+                route,
+                kind,
+                attempt,
+                outcome,
+                message,
+                ..
+            } => {
+                entry.last_notice = Some(NoticeEntry {
+                    at: rfc3339(at),
+                    route: route.clone(),
+                    kind,
+                    outcome,
+                    attempt: *attempt,
+                    message: message.clone(),
+                });
             }
             Event::ActionFinished { ok, message, .. } => {
                 if let Some(last) = entry.actions.back_mut() {

@@ -121,7 +121,7 @@ impl Subscriber for LogSubscriber {
             }
             // The registry logs a plugin file it cannot load as it loads it, for every command;
             // the event would only say it twice.
-            Event::PluginFailed { .. } | Event::TaskState { .. } => {}
+            Event::PluginFailed { .. } | Event::TaskState { .. } | Event::OutboxPending { .. } => {}
         }
     }
 }

@@ -72,6 +72,11 @@ struct NoticeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: &'static str,
 }
@@ -108,6 +113,7 @@ pub struct Metrics {
     guest: Family<GuestLabels, FloatGauge>,
     lag: Histogram,
     notices: Family<NoticeLabels, Counter>,
+    outbox: Family<RouteLabel, Gauge>,
     /// The guest series each task has, to cap them.
     guest_names: Mutex<BTreeMap<String, BTreeSet<(String, String)>>>,
 }
@@ -132,6 +138,7 @@ impl Metrics {
         let build = Family::<VersionLabel, Gauge>::default();
         let lag = duration_histogram();
         let notices = Family::<NoticeLabels, Counter>::default();
+        let outbox = Family::<RouteLabel, Gauge>::default();
         build
             .get_or_create(&VersionLabel {
                 version: env!("CARGO_PKG_VERSION"),
@@ -205,6 +212,11 @@ impl Metrics {
             "Alert notice delivery attempts, by route and outcome (delivered, failed, dropped)",
             notices.clone(),
         );
+        registry.register(
+            "hmrt_outbox_pending",
+            "Alert notices waiting for delivery, by route",
+            outbox.clone(),
+        );
         registry.register("hmrt_build_info", "hmrt's version", build);
         let metrics = Metrics {
             registry,
@@ -222,6 +234,7 @@ impl Metrics {
             guest,
             lag,
             notices,
+            outbox,
             guest_names: Mutex::new(BTreeMap::new()),
         };
         for task in metrics.policies.keys() {
@@ -403,6 +416,14 @@ impl Subscriber for Metrics {
                     outcome,
                 };
                 self.notices.get_or_create(&labels).inc();
+            }
+            Event::OutboxPending { route, pending } => {
+                let labels = RouteLabel {
+                    route: route.clone(),
+                };
+                self.outbox
+                    .get_or_create(&labels)
+                    .set(i64::try_from(*pending).unwrap_or(i64::MAX));
             }
             Event::CallDenied { task, denial } => {
                 let labels = DeniedLabels {

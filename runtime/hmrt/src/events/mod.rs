@@ -31,7 +31,7 @@ use crate::capabilities::Denial;
 use crate::sandbox::CheckOutcome;
 
 pub use audit::AuditLog;
-pub use board::{ActionEntry, Board, HealthRow, Recent, TaskInfo};
+pub use board::{ActionEntry, Board, HealthRow, NoticeEntry, Recent, TaskInfo};
 pub use counters::Counters;
 pub use log::LogSubscriber;
 pub use metrics::Metrics;
@@ -176,6 +176,13 @@ pub enum Event {
         /// What the receiver said.
         message: String,
     },
+    /// How many notices an alert queue holds now (published when it changes).
+    OutboxPending {
+        /// The queue: a route's name, or `<route>/escalation`.
+        route: String,
+        /// Notices waiting in it.
+        pending: usize,
+    },
     /// A plugin file could not be loaded: its tasks report `unknown`, the others run.
     PluginFailed {
         /// What is wrong, naming the file.
@@ -197,7 +204,7 @@ impl Event {
             | Event::CallDenied { task, .. }
             | Event::Control { task, .. }
             | Event::NoticeSent { task, .. } => Some(task),
-            Event::PluginFailed { .. } => None,
+            Event::PluginFailed { .. } | Event::OutboxPending { .. } => None,
         }
     }
 
