@@ -485,6 +485,28 @@ fn a_silence_holds_notices_not_checks_and_what_is_still_broken_is_told_at_its_en
         board.kinds(),
         pairs(&[("web", "unhealthy"), ("web", "recovered")])
     );
+    // The same through the CLI.
+    let ctl = |args: &[&str]| {
+        let url = format!("http://{api}");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hmrt"))
+            .arg("ctl")
+            .args(args)
+            .args(["--url", &url])
+            .env("HMRT_API_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = ctl(&["silence", "web", "--for", "10m", "--reason", "cli"]);
+    let id = said.split_whitespace().nth(1).unwrap().to_string();
+    let listed = http::get(api, "/silences").unwrap().json().unwrap();
+    assert_eq!(listed["silences"][0]["id"], id.as_str(), "{said} {listed}");
+    assert!(ctl(&["unsilence", &id]).contains("ended"));
     let audit = std::fs::read_to_string(ws.path().join("state/audit.log")).unwrap();
     assert!(
         audit.contains("\"command\":\"silence\"") && audit.contains("\"command\":\"unsilence\""),

@@ -132,8 +132,11 @@ pub enum Command {
         /// What to do.
         #[arg(value_enum)]
         command: CtlCommand,
-        /// The task.
+        /// The task (a name or glob for `silence`; the silence's id for `unsilence`).
         task: String,
+        /// How long a silence lasts.
+        #[arg(long = "for", default_value = "1h")]
+        duration: String,
         /// The daemon's API address (its `[runtime] listen`).
         #[arg(long, env = "HMRT_URL", default_value = DEFAULT_URL)]
         url: String,
@@ -166,6 +169,10 @@ pub enum CtlCommand {
     Pause,
     /// Let the task's actions run again.
     Resume,
+    /// Hold the task's alert notices for `--for` (checks go on).
+    Silence,
+    /// End a silence (by its id) now.
+    Unsilence,
 }
 
 impl CtlCommand {
@@ -175,6 +182,8 @@ impl CtlCommand {
             CtlCommand::Rearm => "rearm",
             CtlCommand::Pause => "pause",
             CtlCommand::Resume => "resume",
+            CtlCommand::Silence => "silence",
+            CtlCommand::Unsilence => "unsilence",
         }
     }
 }
@@ -263,10 +272,19 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ctl {
             command,
             task,
+            duration,
             url,
             token_env,
             reason,
-        } => remote::ctl(&url, command.path(), &task, &token_env, reason.as_deref()).await,
+        } => {
+            let request = remote::CtlRequest {
+                command: command.path(),
+                target: &task,
+                reason: reason.as_deref(),
+                duration: &duration,
+            };
+            remote::ctl(&url, request, &token_env).await
+        }
         Command::Plugins { command } => match command {
             PluginsCommand::List { config, dir } => {
                 plugins_list(config.as_deref(), dir.as_deref()).await

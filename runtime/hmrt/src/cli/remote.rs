@@ -130,13 +130,29 @@ fn paint(text: &str, state: &str, colour: bool) -> String {
 }
 
 /// `hmrt ctl COMMAND TASK`: sends a control request with the token from `token_env`.
+/// What `hmrt ctl` sends.
+pub(super) struct CtlRequest<'a> {
+    /// `restart`, `rearm`, `pause`, `resume`, `silence` or `unsilence`.
+    pub command: &'a str,
+    /// The task (for `unsilence`: the silence's id).
+    pub target: &'a str,
+    /// Why, for the audit log (a silence's comment).
+    pub reason: Option<&'a str>,
+    /// How long a silence lasts.
+    pub duration: &'a str,
+}
+
 pub(super) async fn ctl(
     url: &str,
-    command: &str,
-    task: &str,
+    request: CtlRequest<'_>,
     token_env: &str,
-    reason: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
+    let CtlRequest {
+        command,
+        target: task,
+        reason,
+        duration,
+    } = request;
     let token = match std::env::var(token_env) {
         Ok(token) if !token.trim().is_empty() => token,
         _ => {
@@ -146,16 +162,29 @@ pub(super) async fn ctl(
             return Ok(ExitCode::from(REFUSED));
         }
     };
-    let body = match reason {
-        Some(reason) => serde_json::json!({ "reason": reason }),
-        None => serde_json::json!({}),
+    let client = client()?;
+    let request = match command {
+        "silence" => client.post(endpoint(url, "/silences")).body(
+            serde_json::json!({
+                "tasks": [task],
+                "duration": duration,
+                "comment": reason.unwrap_or_default(),
+            })
+            .to_string(),
+        ),
+        "unsilence" => client.delete(endpoint(url, &format!("/silences/{}", url_segment(task)))),
+        _ => {
+            let body = match reason {
+                Some(reason) => serde_json::json!({ "reason": reason }),
+                None => serde_json::json!({}),
+            };
+            let path = format!("/tasks/{}/{command}", url_segment(task));
+            client.post(endpoint(url, &path)).body(body.to_string())
+        }
     };
-    let path = format!("/tasks/{}/{command}", url_segment(task));
-    let sent = client()?
-        .post(endpoint(url, &path))
+    let sent = request
         .bearer_auth(token.trim())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body.to_string())
         .send()
         .await;
     let response = match sent {
@@ -168,10 +197,16 @@ pub(super) async fn ctl(
         Err(e) => return Ok(unreachable(url, &e)),
     };
     if status.is_success() {
-        println!(
-            "{}",
-            one_line(answer["done"].as_str().unwrap_or("done"), 500)
-        );
+        let done = match command {
+            "silence" => format!(
+                "silence {} until {}",
+                answer["id"].as_str().unwrap_or("?"),
+                answer["ends_at"].as_str().unwrap_or("?")
+            ),
+            "unsilence" => format!("silence {task} ended"),
+            _ => answer["done"].as_str().unwrap_or("done").to_string(),
+        };
+        println!("{}", one_line(&done, 500));
         return Ok(ExitCode::SUCCESS);
     }
     let mut message = answer["error"].as_str().unwrap_or("").to_string();
