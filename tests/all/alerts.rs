@@ -583,3 +583,37 @@ receiver = {{ action = "webhook", config = {{ url = "http://127.0.0.1:1/hook" }}
         "{err}"
     );
 }
+
+#[test]
+fn a_third_party_receiver_from_plugins_delivers_like_a_built_in() {
+    let board = Switchboard::start();
+    let ws = Workspace::new();
+    ws.plugin("ntfy-notify", hmrt_test_artifacts::NTFY_NOTIFY);
+    let file = ws.config(&format!(
+        r#"[runtime]
+listen = "127.0.0.1:0"
+{}
+[[alert]]
+name = "phone"
+receiver = {{ action = "ntfy-notify", config = {{ url = "{origin}", topic = "hook" }}, grants = {{ http = ["{origin}"] }} }}
+"#,
+        task(&board, "web", "failure_threshold = 1"),
+        origin = board.origin()
+    ));
+    let mut hmrt = HmrtProcess::start(&file);
+    let _ = hmrt.api_addr();
+    board.broken("web", true);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let bodies = board.bodies();
+        if bodies
+            .iter()
+            .any(|b| b.as_str().is_some_and(|t| t.contains("web is unhealthy")))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing arrived: {bodies:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    hmrt.terminate();
+}

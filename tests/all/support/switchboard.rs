@@ -119,6 +119,17 @@ impl Switchboard {
             .collect()
     }
 
+    /// Every body received at `/hook`, as JSON (a body that is not JSON as a string).
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
+        self.shared
+            .hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, body)| body.clone())
+            .collect()
+    }
+
     /// (task, kind) of each notice so far.
     pub fn kinds(&self) -> Vec<(String, String)> {
         self.notices()
