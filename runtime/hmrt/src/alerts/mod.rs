@@ -16,6 +16,7 @@
 //! never lost). A notice owed when hmrt stopped, or was killed, is delivered after it starts.
 
 pub mod mutes;
+mod notice;
 pub mod receivers;
 pub mod router;
 
@@ -392,7 +393,7 @@ impl Alerts {
             Event::NoticeSent {
                 route: route.to_string(),
                 task: notice.task.clone(),
-                kind: kind_name(notice.kind),
+                kind: notice.kind.as_str(),
                 attempt,
                 outcome: if delivered {
                     "delivered"
@@ -414,24 +415,12 @@ fn retry_delay(attempt: u32) -> Duration {
     FIRST_RETRY.saturating_mul(factor).min(MAX_RETRY)
 }
 
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Unhealthy => "unhealthy",
-        Kind::Recovered => "recovered",
-        Kind::Failed => "failed",
-        Kind::Flapping => "flapping",
-        Kind::Rearmed => "rearmed",
-        Kind::Held => "held",
-        Kind::Reminder => "reminder",
-    }
-}
-
 /// The notice as receivers get it: times as RFC 3339.
 pub fn notice_json(notice: &Notice) -> serde_json::Value {
     serde_json::json!({
         "id": notice.id,
         "route": notice.route,
-        "kind": kind_name(notice.kind),
+        "kind": notice.kind.as_str(),
         "firing": notice.firing,
         "task": notice.task,
         "labels": notice.labels,
