@@ -440,6 +440,20 @@ fn a_silence_holds_notices_not_checks_and_what_is_still_broken_is_told_at_its_en
     );
     assert_eq!(r.status, 201, "{}", r.text());
     let id = r.json().unwrap()["id"].as_str().unwrap().to_string();
+    // A silence outlives a restart of hmrt.
+    hmrt.terminate();
+    let mut hmrt = HmrtProcess::start_with(&file, "info", &[("TEST_HMRT_TOKEN", TOKEN)]);
+    let api = hmrt.api_addr();
+    let post = |path: &str, body: &str| {
+        http::request(
+            api,
+            "POST",
+            path,
+            &[("Authorization", &auth)],
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
     let r = post("/silences", r#"{"tasks": ["web"], "duration": "soon"}"#);
     assert_eq!(r.status, 400, "{}", r.text());
     let r = http::request(api, "POST", "/silences", &[], b"{}").unwrap();
