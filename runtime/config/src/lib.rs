@@ -215,6 +215,9 @@ pub struct AlertRoute {
     pub failure_threshold: Option<u32>,
     /// Passed checks in a row before the route says "recovered"; `None`: as soon as the task is.
     pub success_threshold: Option<u32>,
+    /// How long a new incident waits before it is announced, so that a dependency's outage,
+    /// noticed a little later than its dependant's, holds the dependant first; `None`: at once.
+    pub group_wait: Option<Duration>,
     /// How often to remind while an incident lasts; `None`: never.
     pub remind_every: Option<Duration>,
     /// Whether "recovered" notices are sent.

@@ -20,6 +20,7 @@ const ALERT_KEYS: &[&str] = &[
     "failure_threshold",
     "success_threshold",
     "remind_every",
+    "group_wait",
     "send_resolved",
     "give_up_after",
     "escalate_after",
@@ -149,6 +150,7 @@ impl Parser<'_> {
         let failure_threshold = self.count(t, "failure_threshold", 1, 10_000).map(|n| n.v);
         let success_threshold = self.count(t, "success_threshold", 1, 10_000).map(|n| n.v);
         let remind_every = self.duration(t, "remind_every", true).map(|d| d.v);
+        let group_wait = self.duration(t, "group_wait", false).map(|d| d.v);
         let send_resolved = self.boolean(t, "send_resolved").unwrap_or(true);
         let give_up_after = self
             .duration(t, "give_up_after", true)
@@ -197,6 +199,7 @@ impl Parser<'_> {
             failure_threshold,
             success_threshold,
             remind_every,
+            group_wait,
             send_resolved,
             give_up_after,
             escalate_after: escalate_after.map(|d| d.v),

@@ -299,6 +299,9 @@ impl Router {
         }
         self.last_tick = at;
         self.escalate(at, &mut out);
+        for task in self.waited_out(at) {
+            self.evaluate(&task, at, &mut out);
+        }
         for i in 0..self.routes.len() {
             let Some(every) = self.routes[i].remind_every else {
                 continue;
@@ -322,6 +325,28 @@ impl Router {
             }
         }
         out
+    }
+
+    /// The tasks with an incident not yet announced whose route's `group_wait` has run out.
+    fn waited_out(&self, at: Timestamp) -> Vec<String> {
+        let mut tasks = Vec::new();
+        for route in &self.routes {
+            let Some(wait) = route.group_wait else {
+                continue;
+            };
+            for (task, track) in self.state.tracks.get(&route.name).into_iter().flatten() {
+                if track
+                    .incident
+                    .as_ref()
+                    .is_some_and(|i| !i.announced && i.started_at.plus(wait) <= at)
+                {
+                    tasks.push(task.clone());
+                }
+            }
+        }
+        tasks.sort();
+        tasks.dedup();
+        tasks
     }
 
     /// Tells each route's second receiver about the announced incidents that outlasted its
@@ -360,6 +385,18 @@ impl Router {
             .filter_map(|t| t.incident.as_ref())
             .flat_map(|i| [i.next_reminder, i.escalate_at.filter(|_| !i.escalated)])
             .flatten();
+        let waits = self.routes.iter().filter_map(|route| {
+            let wait = route.group_wait?;
+            self.state
+                .tracks
+                .get(&route.name)?
+                .values()
+                .filter_map(|t| t.incident.as_ref().filter(|i| !i.announced))
+                .map(|i| i.started_at.plus(wait))
+                .filter(|due| *due > self.last_tick)
+                .min()
+        });
+        let reminders = reminders.chain(waits);
         let mutes = self
             .mutes
             .next_boundary(&self.state.silences, self.last_tick);
@@ -437,13 +474,23 @@ impl Router {
             }
             let remind_every = route.remind_every;
             let escalate_after = route.escalate_after;
+            let waited = route.group_wait.is_none_or(|wait| {
+                track
+                    .incident
+                    .as_ref()
+                    .is_some_and(|i| at >= i.started_at.plus(wait))
+            });
             let Some(incident) = track.incident.as_mut() else {
                 return;
             };
             if facts.flapping {
                 return;
             }
-            if is_down(facts.state) && !incident.announced && !held && track.failures >= fail_needed
+            if is_down(facts.state)
+                && !incident.announced
+                && !held
+                && waited
+                && track.failures >= fail_needed
             {
                 incident.announced = true;
                 incident.next_reminder = remind_every.map(|every| at.plus(every));

@@ -310,3 +310,38 @@ fn routes_match_by_glob_and_label() {
         "web lacks the label"
     );
 }
+
+#[test]
+fn group_wait_lets_a_dependency_noticed_later_hold_its_dependant() {
+    // Without it, api (noticed first) is announced before db is known down.
+    let mut r = Router::new(&config(""), RouterState::default());
+    let got: Vec<(String, Kind)> = [
+        r.on_event(Timestamp(1_000), &change("api", State::Unhealthy)),
+        r.on_event(Timestamp(1_500), &change("db", State::Unhealthy)),
+    ]
+    .concat()
+    .into_iter()
+    .map(|n| (n.task, n.kind))
+    .collect();
+    assert_eq!(
+        got,
+        kinds(&[("api", Kind::Unhealthy), ("db", Kind::Unhealthy)])
+    );
+
+    let mut r = Router::new(&config("group_wait = \"2s\""), RouterState::default());
+    assert!(
+        r.on_event(Timestamp(1_000), &change("api", State::Unhealthy))
+            .is_empty()
+    );
+    assert_eq!(r.next_tick(), Some(Timestamp(3_000)));
+    assert!(
+        r.on_event(Timestamp(1_500), &change("db", State::Unhealthy))
+            .is_empty()
+    );
+    let mut got = r.tick(Timestamp(3_000));
+    got.extend(r.tick(Timestamp(3_500)));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0].task.as_str(), got[0].kind), ("db", Kind::Unhealthy));
+    assert_eq!(got[0].held, ["api"]);
+    assert_eq!(got[0].started_at, Timestamp(1_500));
+}
