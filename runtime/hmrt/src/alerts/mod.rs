@@ -85,8 +85,10 @@ pub struct OutboxError {
 }
 
 impl Alerts {
-    /// The alert output for `receivers`, resuming from the outbox in `state_dir`. An unreadable
-    /// outbox is an error: hmrt does not start by silently forgetting notices it owes.
+    /// The alert output for `receivers`, resuming from the outbox in `state_dir`. An outbox
+    /// that cannot be parsed (it is written atomically, so only a foreign hand breaks it) is
+    /// moved aside, kept for a person to read, with an error in the log, and alerting starts
+    /// empty: monitoring must not stop over it. One that cannot be read at all is an error.
     pub fn open(
         config: &hmrt_config::Config,
         receivers: Vec<Receiver>,
@@ -94,12 +96,18 @@ impl Alerts {
     ) -> Result<Alerts, OutboxError> {
         let path = state_dir.join(FILE);
         let saved: Saved = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| OutboxError {
-                path: path.clone(),
-                message: format!(
-                    "the alert outbox cannot be read ({e}); move it aside to start without the notices it holds"
-                ),
-            })?,
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(saved) => saved,
+                Err(e) => {
+                    let stamp = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis());
+                    let aside = state_dir.join(format!("{FILE}.corrupt-{stamp}"));
+                    let moved = std::fs::rename(&path, &aside);
+                    tracing::error!(event = "outbox_corrupt", file = %path.display(), "the alert outbox cannot be parsed ({e}); moved to {} ({moved:?}); the notices it held are not delivered", aside.display());
+                    Saved::default()
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Saved::default(),
             Err(e) => {
                 return Err(OutboxError {
@@ -223,6 +231,10 @@ impl Alerts {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut sending = tokio::task::JoinSet::new();
+        // What each delivery task carries, so that one that ends abnormally still frees its
+        // queue (and counts as a failed attempt) rather than holding it forever.
+        let mut in_flight: std::collections::HashMap<tokio::task::Id, (String, Pending)> =
+            Default::default();
         let mut told: BTreeMap<String, usize> = BTreeMap::new();
         loop {
             let now = clock.now();
@@ -230,10 +242,10 @@ impl Alerts {
             self.tell_pending(&mut told, &events, now);
             for (route, pending) in due {
                 let (me, sandbox) = (self.clone(), sandbox.clone());
-                sending.spawn(async move {
-                    let outcome = me.attempt(&sandbox, &route, &pending).await;
-                    (route, pending, outcome)
-                });
+                let carried = (route.clone(), pending.clone());
+                let handle =
+                    sending.spawn(async move { me.attempt(&sandbox, &route, &pending).await });
+                in_flight.insert(handle.id(), carried);
             }
             let sleep = async {
                 match next {
@@ -244,19 +256,32 @@ impl Alerts {
             tokio::select! {
                 _ = sleep => {}
                 _ = self.wake.notified() => {}
-                Some(done) = sending.join_next() => {
-                    if let Ok((route, pending, outcome)) = done {
-                        self.settle(&route, &pending, outcome, clock.now(), &events);
-                    }
+                Some(done) = sending.join_next_with_id() => {
+                    self.finished(done, &mut in_flight, clock.now(), &events);
                 }
                 _ = stop.wait_for(|s| *s) => break,
             }
         }
         // Deliveries in flight end within their timeout; what they did is recorded.
-        while let Some(done) = sending.join_next().await {
-            if let Ok((route, pending, outcome)) = done {
-                self.settle(&route, &pending, outcome, clock.now(), &events);
-            }
+        while let Some(done) = sending.join_next_with_id().await {
+            self.finished(done, &mut in_flight, clock.now(), &events);
+        }
+    }
+
+    /// Records a delivery task's end, however it ended.
+    fn finished(
+        &self,
+        done: Result<(tokio::task::Id, Result<String, String>), tokio::task::JoinError>,
+        in_flight: &mut std::collections::HashMap<tokio::task::Id, (String, Pending)>,
+        now: Timestamp,
+        events: &Events,
+    ) {
+        let (id, outcome) = match done {
+            Ok((id, outcome)) => (id, outcome),
+            Err(e) => (e.id(), Err(format!("the delivery ended abnormally: {e}"))),
+        };
+        if let Some((route, pending)) = in_flight.remove(&id) {
+            self.settle(&route, &pending, outcome, now, events);
         }
     }
 
@@ -468,6 +493,29 @@ impl Subscriber for Alerts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_corrupt_outbox_is_moved_aside_and_alerting_starts_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE), b"{ not json").unwrap();
+        let config = hmrt_config::Config::parse(
+            "[[task]]\nname = \"web\"\ncheck = \"tcp\"\n[[alert]]\nname = \"a\"\nreceiver = { action = \"webhook\" }\n",
+            &dir.path().join("tasks.toml"),
+            None,
+        )
+        .unwrap();
+        let alerts = Alerts::open(&config, Vec::new(), dir.path()).expect("opens");
+        assert!(alerts.pending().is_empty());
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.contains(&FILE.to_string()), "{names:?}");
+        assert!(
+            names.iter().any(|n| n.starts_with("alerts.json.corrupt-")),
+            "{names:?}"
+        );
+    }
 
     #[test]
     fn retries_back_off_to_a_cap() {
