@@ -45,6 +45,37 @@ fn api_task(addr: std::net::SocketAddr, name: &str) -> serde_json::Value {
         .expect("the task")
 }
 
+/// Polls `GET /tasks/{task}` (every 20 ms, up to `timeout`) until `done` holds; panics naming
+/// `what` with the last answer.
+fn wait_task(
+    addr: std::net::SocketAddr,
+    task: &str,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let t = api_task(addr, task);
+        if done(&t) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {t}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`wait_task`] until the task is in `state` (10 s).
+fn wait_state(addr: std::net::SocketAddr, task: &str, state: &str) {
+    wait_task(
+        addr,
+        task,
+        &format!("{task} never {state}"),
+        Duration::from_secs(10),
+        |t| t["state"] == state,
+    );
+}
+
 #[test]
 fn one_notice_per_incident_and_reminders_at_their_spacing() {
     let board = Switchboard::start();
@@ -56,22 +87,16 @@ fn one_notice_per_incident_and_reminders_at_their_spacing() {
     ));
     let mut hmrt = HmrtProcess::start(&file);
     let api = hmrt.api_addr();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while api_task(api, "web")["state"] != "healthy" {
-        assert!(Instant::now() < deadline, "web never healthy");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_state(api, "web", "healthy");
     board.broken("web", true);
     // 50 failed checks (100 ms apart): one "unhealthy", then a reminder every second.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while api_task(api, "web")["consecutive_failures"]
-        .as_u64()
-        .unwrap_or(0)
-        < 50
-    {
-        assert!(Instant::now() < deadline, "fewer than 50 failed checks");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_task(
+        api,
+        "web",
+        "fewer than 50 failed checks",
+        Duration::from_secs(20),
+        |t| t["consecutive_failures"].as_u64().unwrap_or(0) >= 50,
+    );
     board.broken("web", false);
     board.wait("recovered", Duration::from_secs(10), |k| {
         k.last().is_some_and(|(_, kind)| kind == "recovered")
@@ -135,21 +160,15 @@ fn a_dependency_outage_holds_its_dependants_and_follows_up_both_ways() {
     ));
     let mut hmrt = HmrtProcess::start(&file);
     let api = hmrt.api_addr();
-    let wait_state = |task: &str, state: &str| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while api_task(api, task)["state"] != state {
-            assert!(Instant::now() < deadline, "{task} never {state}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    wait_state("db", "healthy");
-    wait_state("api", "healthy");
+    let reach = |task: &str, state: &str| wait_state(api, task, state);
+    reach("db", "healthy");
+    reach("api", "healthy");
 
     // Way 1: both break; db comes back first while api stays down.
     board.broken("db", true);
     board.broken("api", true);
-    wait_state("db", "unhealthy");
-    wait_state("api", "unhealthy");
+    reach("db", "unhealthy");
+    reach("api", "unhealthy");
     board.wait("db's notice", Duration::from_secs(5), |k| !k.is_empty());
     let first = board.notices()[0].1.clone();
     assert_eq!(first["task"], "db", "{first}");
@@ -178,12 +197,12 @@ fn a_dependency_outage_holds_its_dependants_and_follows_up_both_ways() {
     // Way 2: both break; api comes back while db is still down: api is never mentioned.
     board.broken("db", true);
     board.broken("api", true);
-    wait_state("db", "unhealthy");
-    wait_state("api", "unhealthy");
+    reach("db", "unhealthy");
+    reach("api", "unhealthy");
     board.broken("api", false);
-    wait_state("api", "healthy");
+    reach("api", "healthy");
     board.broken("db", false);
-    wait_state("db", "healthy");
+    reach("db", "healthy");
     board.wait("db recovered again", Duration::from_secs(5), |k| {
         k.len() >= 6
     });
@@ -214,21 +233,15 @@ fn notices_wait_out_a_receiver_outage_in_order() {
     ));
     let mut hmrt = HmrtProcess::start(&file);
     let api = hmrt.api_addr();
-    let wait_state = |state: &str| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while api_task(api, "web")["state"] != state {
-            assert!(Instant::now() < deadline, "web never {state}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    wait_state("healthy");
+    let reach = |state: &str| wait_state(api, "web", state);
+    reach("healthy");
     board.receiver_down(true);
     let down = Instant::now();
     for _ in 0..2 {
         board.broken("web", true);
-        wait_state("unhealthy");
+        reach("unhealthy");
         board.broken("web", false);
-        wait_state("healthy");
+        reach("healthy");
     }
     // The receiver stays down for 30 s.
     while down.elapsed() < Duration::from_secs(30) {
@@ -266,11 +279,13 @@ fn notices_wait_out_a_receiver_outage_in_order() {
         ]),
         "all of them, once each, in order"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while api_task(api, "web")["notices_pending"] != 0 {
-        assert!(Instant::now() < deadline, "the outbox never emptied");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_task(
+        api,
+        "web",
+        "the outbox never emptied",
+        Duration::from_secs(5),
+        |t| t["notices_pending"] == 0,
+    );
     let metrics = http::get(api, "/metrics").unwrap().text();
     assert!(
         metrics.contains("hmrt_outbox_pending{route=\"oncall\"} 0"),
@@ -304,11 +319,7 @@ fn a_kill_between_unhealthy_and_recovered_loses_and_repeats_nothing() {
     ));
     let mut hmrt = HmrtProcess::start(&file);
     let api = hmrt.api_addr();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while api_task(api, "web")["state"] != "healthy" {
-        assert!(Instant::now() < deadline, "web never healthy");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_state(api, "web", "healthy");
     board.broken("web", true);
     board.wait("unhealthy", Duration::from_secs(10), |k| !k.is_empty());
     hmrt.kill9();
@@ -346,11 +357,7 @@ receiver = {{ action = "alertmanager", config = {{ url = "{am}" }}, grants = {{ 
     ));
     let mut hmrt = HmrtProcess::start(&file);
     let api = hmrt.api_addr();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while api_task(api, "web")["state"] != "healthy" {
-        assert!(Instant::now() < deadline, "web never healthy");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_state(api, "web", "healthy");
     let ours = |alerts: &serde_json::Value| -> Option<serde_json::Value> {
         alerts
             .as_array()?
@@ -466,18 +473,13 @@ fn a_silence_holds_notices_not_checks_and_what_is_still_broken_is_told_at_its_en
     );
 
     board.broken("web", true);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while api_task(api, "web")["consecutive_failures"]
-        .as_u64()
-        .unwrap_or(0)
-        < 10
-    {
-        assert!(
-            Instant::now() < deadline,
-            "checks stopped under the silence"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_task(
+        api,
+        "web",
+        "checks stopped under the silence",
+        Duration::from_secs(10),
+        |t| t["consecutive_failures"].as_u64().unwrap_or(0) >= 10,
+    );
     assert!(board.kinds().is_empty(), "silenced: {:?}", board.kinds());
     let r = http::request(
         api,
