@@ -322,6 +322,16 @@ fn a_kill_between_unhealthy_and_recovered_loses_and_repeats_nothing() {
     wait_state(api, "web", "healthy");
     board.broken("web", true);
     board.wait("unhealthy", Duration::from_secs(10), |k| !k.is_empty());
+    // Killed once hmrt has recorded the delivery: a kill between the receiver's answer and
+    // that record repeats the notice (at least once; its id is stable for a receiver to
+    // drop the repeat).
+    wait_task(
+        api,
+        "web",
+        "the delivery recorded",
+        Duration::from_secs(5),
+        |t| t["notices_pending"] == 0 && t["last_notice"]["outcome"] == "delivered",
+    );
     hmrt.kill9();
     board.broken("web", false);
     let mut again = HmrtProcess::start(&file);
