@@ -741,6 +741,45 @@ config = { period = "1s", token_env = "TEST_PUSH_TOKEN" }
 }
 
 #[test]
+fn idle_connections_cannot_take_the_api() {
+    use std::io::Read;
+    let ws = Workspace::new();
+    let file = ws.config("[runtime]\nlisten = \"127.0.0.1:0\"\n");
+    let mut daemon = HmrtProcess::start_with(&file, "info", &[]);
+    let api = Api {
+        addr: daemon.api_addr(),
+    };
+    // Clients that connect and say nothing: the API serves 256 connections at once.
+    let idle: Vec<std::net::TcpStream> = (0..256)
+        .map(|_| std::net::TcpStream::connect(api.addr).expect("connects"))
+        .collect();
+    // Each is accepted in turn; once they hold every slot, one more is closed at once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut extra = std::net::TcpStream::connect(api.addr).expect("connects");
+        extra
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        if matches!(extra.read(&mut byte), Ok(0)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a connection beyond the cap was kept open"
+        );
+    }
+    drop(idle);
+    // Their slots come free as the API sees them close.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !http::get(api.addr, "/livez").is_ok_and(|r| r.status == 200) {
+        assert!(Instant::now() < deadline, "/livez never answered again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    daemon.terminate();
+}
+
+#[test]
 fn the_api_refuses_to_start_without_its_tokens() {
     let ws = Workspace::new();
     let file = ws.config(

@@ -8,7 +8,8 @@
 //!
 //! Every notice goes through an outbox, `alerts.json` in the state directory, written durably
 //! (temp file, fsync, rename, fsync of the directory) before its first delivery attempt, together
-//! with the router's state (which incidents were announced). Each route delivers in order: the
+//! with the router's state (which incidents were announced). Events only mark that state changed;
+//! the dispatcher writes it, so no task's check waits for a disk. Each route delivers in order: the
 //! oldest undelivered notice first, retried with exponential backoff (1 s doubling up to 5 min)
 //! while the receiver fails, and dropped only after the route's `give_up_after`, with an event
 //! and an error in the log. A notice delivered is removed from the outbox; hmrt killed between
@@ -43,6 +44,10 @@ pub const FILE: &str = "alerts.json";
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// The longest delay between two attempts.
 const MAX_RETRY: Duration = Duration::from_secs(300);
+/// The most notices a route keeps waiting: beyond it the oldest waiting one is dropped (with an
+/// event and an error), so a receiver down for long under a storm of incidents cannot grow the
+/// outbox, and each save, without bound.
+const MAX_QUEUE: usize = 1000;
 
 /// A notice waiting for delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +71,11 @@ struct Inner {
     queues: BTreeMap<String, VecDeque<Pending>>,
     /// Routes with a delivery in flight (their head is being sent).
     sending: std::collections::BTreeSet<String>,
+    /// The router's state changed since the last save. Events only mark it: the dispatcher
+    /// saves before its next delivery attempt, so a check's task never waits for an fsync.
+    dirty: bool,
+    /// Notices dropped because their queue was full, to report as events.
+    overflowed: Vec<Notice>,
 }
 
 /// The alert output: routes events into notices, keeps them durably, delivers them.
@@ -131,6 +141,8 @@ impl Alerts {
                 router: Router::new(config, saved.router),
                 queues,
                 sending: Default::default(),
+                dirty: false,
+                overflowed: Vec::new(),
             }),
             wake: Notify::new(),
             receivers: receivers
@@ -167,7 +179,7 @@ impl Alerts {
     pub fn silence(&self, silence: Silence) -> Silence {
         let mut inner = crate::sync::lock(&self.inner);
         inner.router.silence(silence.clone());
-        self.save(&inner);
+        self.save(&mut inner);
         drop(inner);
         self.wake.notify_one();
         silence
@@ -177,7 +189,7 @@ impl Alerts {
     pub fn unsilence(&self, id: &str) -> Option<Silence> {
         let mut inner = crate::sync::lock(&self.inner);
         let removed = inner.router.unsilence(id)?;
-        self.save(&inner);
+        self.save(&mut inner);
         drop(inner);
         self.wake.notify_one();
         Some(removed)
@@ -188,7 +200,8 @@ impl Alerts {
         format!("{:016x}", rand::random::<u64>())
     }
 
-    fn save(&self, inner: &Inner) {
+    fn save(&self, inner: &mut Inner) {
+        inner.dirty = false;
         let saved = Saved {
             router: inner.router.state().clone(),
             queues: inner.queues.clone(),
@@ -208,16 +221,38 @@ impl Alerts {
 
     fn enqueue(inner: &mut Inner, notices: Vec<Notice>, now: Timestamp) {
         for notice in notices {
-            inner
-                .queues
-                .entry(notice.queue())
-                .or_default()
-                .push_back(Pending {
-                    notice,
-                    attempts: 0,
-                    next_try: now,
-                    last_error: None,
-                });
+            let queue = inner.queues.entry(notice.queue()).or_default();
+            queue.push_back(Pending {
+                notice,
+                attempts: 0,
+                next_try: now,
+                last_error: None,
+            });
+            if queue.len() > MAX_QUEUE {
+                // The head may be in flight; the next oldest goes.
+                if let Some(dropped) = queue.remove(1) {
+                    inner.overflowed.push(dropped.notice);
+                }
+            }
+        }
+    }
+
+    /// Reports the notices dropped because their queue was full.
+    fn tell_overflowed(&self, events: &Events, now: Timestamp) {
+        let dropped = std::mem::take(&mut crate::sync::lock(&self.inner).overflowed);
+        for notice in dropped {
+            tracing::error!(event = "notice_dropped", route = %notice.queue(), task = %notice.task, kind = ?notice.kind, "more than {MAX_QUEUE} notices wait for this receiver: the oldest waiting one is dropped");
+            events.emit(
+                now,
+                Event::NoticeSent {
+                    route: notice.queue(),
+                    task: notice.task.clone(),
+                    kind: notice.kind.as_str(),
+                    attempt: 0,
+                    outcome: "dropped",
+                    message: format!("more than {MAX_QUEUE} notices waiting"),
+                },
+            );
         }
     }
 
@@ -239,6 +274,7 @@ impl Alerts {
         loop {
             let now = clock.now();
             let (due, next) = self.due(now);
+            self.tell_overflowed(&events, now);
             self.tell_pending(&mut told, &events, now);
             for (route, pending) in due {
                 let (me, sandbox) = (self.clone(), sandbox.clone());
@@ -265,6 +301,15 @@ impl Alerts {
         // Deliveries in flight end within their timeout; what they did is recorded.
         while let Some(done) = sending.join_next_with_id().await {
             self.finished(done, &mut in_flight, clock.now(), &events);
+        }
+        self.save_if_changed();
+    }
+
+    /// Saves what events changed since the last save.
+    fn save_if_changed(&self) {
+        let mut inner = crate::sync::lock(&self.inner);
+        if inner.dirty {
+            self.save(&mut inner);
         }
     }
 
@@ -314,7 +359,11 @@ impl Alerts {
         let reminders = inner.router.tick(now);
         if !reminders.is_empty() {
             Self::enqueue(&mut inner, reminders, now);
-            self.save(&inner);
+            inner.dirty = true;
+        }
+        // Durable before the first attempt of anything new.
+        if inner.dirty {
+            self.save(&mut inner);
         }
         let mut due = Vec::new();
         let mut next = inner.router.next_tick();
@@ -408,7 +457,7 @@ impl Alerts {
             head.last_error = Some(message.clone());
             head.next_try = now.plus(retry_delay(attempt));
         }
-        self.save(&inner);
+        self.save(&mut inner);
         drop(inner);
         if dropped {
             tracing::error!(event = "notice_dropped", route = %route, task = %notice.task, kind = ?notice.kind, attempts = attempt, "undeliverable for {}: dropped ({message})", hmrt_domain::duration::format(give_up));
@@ -480,13 +529,16 @@ impl Subscriber for Alerts {
         if !notices.is_empty() {
             Self::enqueue(&mut inner, notices, at);
         }
-        if changed {
-            self.save(&inner);
-        }
+        inner.dirty |= changed;
         drop(inner);
         if changed {
             self.wake.notify_one();
         }
+    }
+
+    fn close(&self) -> crate::events::Durable<'_> {
+        self.save_if_changed();
+        Box::pin(std::future::ready(()))
     }
 }
 

@@ -35,7 +35,6 @@ impl Kind {
         !matches!(self, Kind::Recovered | Kind::Rearmed)
     }
 
-    /// The route event that lets it through.
     /// Its name, as notices and metrics write it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,6 +48,7 @@ impl Kind {
         }
     }
 
+    /// The route event that lets it through.
     pub(super) fn event(self) -> AlertEvent {
         match self {
             Kind::Unhealthy | Kind::Reminder => AlertEvent::Unhealthy,

@@ -56,6 +56,10 @@ struct Track {
     passes: u32,
     /// A flapping notice was sent for the current flapping hold.
     flapping_said: bool,
+    /// A "failed" notice a silence or window held: said when it ends if the task is still
+    /// failed.
+    #[serde(default)]
+    failed_owed: bool,
 }
 
 /// What the router knows of a task across routes.
@@ -169,6 +173,25 @@ impl Router {
         }
         let labels = &self.labels;
         self.state.facts.retain(|task, _| labels.contains_key(task));
+        // A reminder or escalation the route no longer asks for is not kept pending.
+        for route in &self.routes {
+            for track in self
+                .state
+                .tracks
+                .entry(route.name.clone())
+                .or_default()
+                .values_mut()
+            {
+                if let Some(incident) = track.incident.as_mut() {
+                    if route.remind_every.is_none() {
+                        incident.next_reminder = None;
+                    }
+                    if route.escalate_to.is_none() {
+                        incident.escalate_at = None;
+                    }
+                }
+            }
+        }
     }
 
     /// The durable state, to save.
@@ -219,12 +242,8 @@ impl Router {
                 reason: HoldReason::Flapping { .. },
             } => {
                 self.facts(task).flapping = true;
-                self.each_route(task, |r, route, track| {
-                    if !track.flapping_said {
-                        track.flapping_said = true;
-                        r.push(route, task, Kind::Flapping, at, None, &mut out);
-                    }
-                });
+                // Said now, or when a silence or window holding it ends (see `evaluate`).
+                self.evaluate(task, at, &mut out);
             }
             Event::ActionHeld {
                 task,
@@ -242,9 +261,13 @@ impl Router {
                     self.each_route(task, |_, _, track| track.flapping_said = false);
                     self.evaluate(task, at, &mut out);
                 }
-                DecisionKind::Failed { .. } => self.each_route(task, |r, route, _| {
-                    r.push(route, task, Kind::Failed, at, None, &mut out);
-                }),
+                DecisionKind::Failed { .. } => {
+                    let muted = self.muted(task, at);
+                    self.each_route(task, |r, route, track| {
+                        track.failed_owed = muted;
+                        r.push(route, task, Kind::Failed, at, None, &mut out);
+                    });
+                }
                 DecisionKind::Rearmed { .. } => self.each_route(task, |r, route, _| {
                     r.push(route, task, Kind::Rearmed, at, None, &mut out);
                 }),
@@ -384,7 +407,10 @@ impl Router {
             .flat_map(|tracks| tracks.values())
             .filter_map(|t| t.incident.as_ref())
             .flat_map(|i| [i.next_reminder, i.escalate_at.filter(|_| !i.escalated)])
-            .flatten();
+            .flatten()
+            // One already past was handled at the last tick or is held (an escalation during a
+            // silence waits for its end, which is a boundary below): asking again would spin.
+            .filter(|due| *due > self.last_tick);
         let waits = self.routes.iter().filter_map(|route| {
             let wait = route.group_wait?;
             self.state
@@ -455,8 +481,12 @@ impl Router {
     /// Opens, announces or closes `task`'s incident on every route that covers it.
     fn evaluate(&mut self, task: &str, at: Timestamp, out: &mut Vec<Notice>) {
         let facts = self.state.facts.get(task).cloned().unwrap_or_default();
-        let held = self.held_by_dependency(task) || self.muted(task, at);
+        let muted = self.muted(task, at);
+        let held = self.held_by_dependency(task) || muted;
         self.each_route(task, |r, i, track| {
+            if !muted {
+                r.say_owed(i, task, &facts, track, at, out);
+            }
             let route = &r.routes[i];
             let (fail_needed, pass_needed) = (
                 route.failure_threshold.unwrap_or(0),
@@ -508,6 +538,26 @@ impl Router {
                 }
             }
         });
+    }
+
+    /// What a silence or window held that is still true once it ends: the flapping hold, or
+    /// the failure. (Incidents are announced by `evaluate` itself.)
+    fn say_owed(
+        &mut self,
+        i: usize,
+        task: &str,
+        facts: &TaskFacts,
+        track: &mut Track,
+        at: Timestamp,
+        out: &mut Vec<Notice>,
+    ) {
+        if facts.flapping && !track.flapping_said {
+            track.flapping_said = true;
+            self.push(i, task, Kind::Flapping, at, None, out);
+        }
+        if std::mem::take(&mut track.failed_owed) && facts.state == State::Failed {
+            self.push(i, task, Kind::Failed, at, None, out);
+        }
     }
 
     /// A notice for route `i`'s second receiver.

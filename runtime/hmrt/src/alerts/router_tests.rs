@@ -345,3 +345,76 @@ fn group_wait_lets_a_dependency_noticed_later_hold_its_dependant() {
     assert_eq!(got[0].held, ["api"]);
     assert_eq!(got[0].started_at, Timestamp(1_500));
 }
+
+fn silence_web(from: u64, to: u64) -> Silence {
+    Silence {
+        id: "s1".into(),
+        tasks: vec!["web".into()],
+        labels: BTreeMap::new(),
+        starts_at: Timestamp(from),
+        ends_at: Timestamp(to),
+        comment: String::new(),
+        author: "T".into(),
+    }
+}
+
+#[test]
+fn an_escalation_due_during_a_silence_waits_for_its_end_without_spinning() {
+    let extra = "escalate_after = \"10s\"\nescalate_to = { action = \"webhook\", config = { url = \"http://127.0.0.1:9/boss\" } }";
+    let mut r = Router::new(&config(extra), RouterState::default());
+    let mut t = 0;
+    feed(&mut r, &mut t, &[change("web", State::Unhealthy)]);
+    let opened = t;
+    r.silence(silence_web(opened + S, opened + 60 * S));
+    let mut now = opened + 10 * S;
+    assert!(r.tick(Timestamp(now)).is_empty(), "held by the silence");
+    // A dispatcher asks next_tick after every tick: it must move past `now`.
+    for _ in 0..3 {
+        let next = r.next_tick().expect("the silence's end is ahead");
+        assert!(next > Timestamp(now), "{next:?} is not after {now}");
+        now = next.0;
+        let out = r.tick(next);
+        if now >= opened + 60 * S {
+            assert_eq!(out.len(), 1, "escalated when the silence ends");
+            assert!(out[0].escalation);
+            return;
+        }
+        assert!(out.is_empty());
+    }
+    panic!("never escalated");
+}
+
+#[test]
+fn failed_and_flapping_held_by_a_silence_are_said_when_it_ends() {
+    let mut r = Router::new(
+        &config("events = [\"unhealthy\", \"failed\", \"flapping\"]"),
+        RouterState::default(),
+    );
+    r.silence(silence_web(0, 30 * S));
+    let mut t = 0;
+    let failed = Event::Policy {
+        task: "web".into(),
+        decision: DecisionKind::Failed {
+            reason: "restart budget spent".into(),
+        },
+    };
+    let flapping = Event::ActionHeld {
+        task: "web".into(),
+        reason: HoldReason::Flapping {
+            changes: 6,
+            window_ms: 60_000,
+        },
+    };
+    let got = feed(
+        &mut r,
+        &mut t,
+        &[change("web", State::Failed), failed, flapping],
+    );
+    assert!(got.is_empty(), "held: {got:?}");
+    let ended: Vec<Kind> = r
+        .tick(Timestamp(30 * S))
+        .into_iter()
+        .map(|n| n.kind)
+        .collect();
+    assert_eq!(ended, [Kind::Flapping, Kind::Failed]);
+}

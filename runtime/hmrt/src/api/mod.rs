@@ -14,7 +14,6 @@ mod read;
 pub mod routes;
 mod silences;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -89,16 +88,67 @@ pub fn spawn(
         })
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// The most connections served at once; more are closed as they come, so idle or slow
+/// clients cannot take every file descriptor.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a client may take to send a request's head; a slower one is disconnected.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long requests in flight get to finish when hmrt stops.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Serves the API on `listener` until `shutdown` resolves: HTTP/1.1, at most
+/// [`MAX_CONNECTIONS`] at once, each request's head within [`HEADER_READ_TIMEOUT`].
 pub async fn serve(
     listener: TcpListener,
     state: Arc<ApiState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(state);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of descriptors or a connection reset before accept: the listener is
+                // fine; wait a little rather than spin.
+                Err(e) => {
+                    tracing::warn!(event = "api_accept_failed", "cannot accept a connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(event = "api_busy", peer = %peer, "{MAX_CONNECTIONS} connections are open: this one is closed");
+            continue;
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                // A router is always ready, so it may be called without polling readiness.
+                tower_service::Service::call(&mut app.clone(), request)
+            },
+        );
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client that goes away or breaks the protocol ends only its own connection.
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    Ok(())
 }
 
 /// A JSON error body: `{"error": "..."}` plus whatever else helps.
