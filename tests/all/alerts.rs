@@ -427,6 +427,115 @@ receiver = {{ action = "alertmanager", config = {{ url = "{am}" }}, grants = {{ 
     hmrt.terminate();
 }
 
+/// Polls `read` (every 50 ms, up to 20 s) until it yields at least `n` items.
+fn wait_items<T: std::fmt::Debug>(what: &str, n: usize, read: impl Fn() -> Vec<T>) -> Vec<T> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let items = read();
+        if items.len() >= n {
+            return items;
+        }
+        assert!(Instant::now() < deadline, "{what}: {items:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The `email` receiver through a real SMTP server (aiosmtpd), and the `exec` receiver handing
+/// the notice to a real program (`tee`) on its standard input: one incident, one firing and one
+/// resolved message each, with the task, its state and the check's reason in them.
+#[test]
+fn email_through_a_real_smtp_server_and_exec_through_a_program_tell_the_incident() {
+    use hmrt_test_support::smtp::SmtpServer;
+    let smtp = SmtpServer::start();
+    let board = Switchboard::start();
+    let ws = Workspace::new();
+    let piped = ws.path().join("notices.jsonl");
+    let file = ws.config(&format!(
+        r#"[runtime]
+listen = "127.0.0.1:0"
+{}
+[[alert]]
+name = "mail"
+receiver = {{ action = "email", config = {{ relay = "{relay}", from = "hmrt <hmrt@example.org>", to = ["ops@example.org"] }}, grants = {{ smtp = ["{relay}"] }} }}
+
+[[alert]]
+name = "script"
+receiver = {{ action = "exec", config = {{ program = "tee", args = ["-a", "{piped}"] }}, grants = {{ exec = ["tee"] }} }}
+"#,
+        task(&board, "web", "failure_threshold = 2"),
+        relay = smtp.addr(),
+        piped = piped.display(),
+    ));
+    let mut hmrt = HmrtProcess::start(&file);
+    let api = hmrt.api_addr();
+    wait_state(api, "web", "healthy");
+    board.broken("web", true);
+    let mails = wait_items("no email arrived", 1, || smtp.messages());
+    let firing = &mails[0];
+    for part in [
+        "Subject: [FIRING] web is unhealthy",
+        "To: ops@example.org",
+        "Task:    web",
+        "State:   unhealthy",
+        "returned 500",
+    ] {
+        assert!(firing.contains(part), "{part:?} missing from:\n{firing}");
+    }
+    let read_piped = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&piped)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON notice per line"))
+            .collect()
+    };
+    let notices = wait_items("the program got nothing", 1, read_piped);
+    assert_eq!(
+        (&notices[0]["kind"], &notices[0]["task"], &notices[0]["route"]),
+        (&"unhealthy".into(), &"web".into(), &"script".into()),
+        "{notices:?}"
+    );
+    // Many more failed checks: still one message each.
+    wait_task(api, "web", "30 failures", Duration::from_secs(20), |t| {
+        t["consecutive_failures"].as_u64().unwrap_or(0) >= 30
+    });
+    assert_eq!(smtp.messages().len(), 1, "{:?}", smtp.messages());
+    assert_eq!(read_piped().len(), 1, "{:?}", read_piped());
+
+    board.broken("web", false);
+    let mails = wait_items("no resolved email", 2, || smtp.messages());
+    assert!(
+        mails[1].contains("Subject: [RESOLVED] web"),
+        "{}",
+        mails[1]
+    );
+    let notices = wait_items("the program got no recovery", 2, read_piped);
+    assert_eq!(notices[1]["kind"], "recovered", "{notices:?}");
+    hmrt.terminate();
+    assert_eq!((smtp.messages().len(), read_piped().len()), (2, 2));
+}
+
+#[test]
+fn an_email_receiver_without_an_smtp_grant_is_refused_at_the_line() {
+    let board = Switchboard::start();
+    let ws = Workspace::new();
+    let file = ws.config(&format!(
+        r#"{}
+[[alert]]
+name = "mail"
+receiver = {{ action = "email", config = {{ relay = "127.0.0.1:2525", from = "a@example.org", to = ["b@example.org"] }}, grants = {{ smtp = ["127.0.0.1:25"] }} }}
+"#,
+        task(&board, "web", ""),
+    ));
+    let (code, _, err) = crate::support::hmrt(&["validate", file.to_str().unwrap()]);
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("tasks.toml:13:")
+            && err.contains("127.0.0.1:2525 is not in the smtp grants")
+            && err.contains("receiver.grants"),
+        "{err}"
+    );
+}
+
 const TOKEN: &str = "api-token-0123456789abcdef";
 
 #[test]

@@ -55,7 +55,7 @@ fn plugins_inspect_says_what_a_plugin_is_and_may_touch() {
     assert_eq!(value["capabilities"], serde_json::json!(["http"]));
     let imports = value["imports"].as_array().expect("imports");
     assert!(
-        imports.iter().any(|i| i == "hmrt:plugin/http@0.1.0"),
+        imports.iter().any(|i| i == "hmrt:plugin/http@0.2.0"),
         "{imports:?}"
     );
 
@@ -63,7 +63,54 @@ fn plugins_inspect_says_what_a_plugin_is_and_may_touch() {
     assert_ne!(code, 0);
     assert!(
         stderr.contains("built against hmrt:plugin@0.0.1")
-            && stderr.contains("speaks hmrt:plugin@0.1.0"),
+            && stderr.contains("hmrt:plugin@0.2.0 or @0.1.0"),
+        "{stderr}"
+    );
+}
+
+/// A plugin built against contract 0.1.0 (before `smtp` and `exec` input were added) still
+/// loads, is validated against its grants, and runs with its capability calls served.
+#[test]
+fn a_plugin_built_against_contract_0_1_still_loads_validates_and_runs() {
+    let (code, stdout, stderr) = hmrt(&["plugins", "inspect", "--json", hmrt_test_artifacts::V0_1]);
+    assert_eq!(code, 0, "{stderr}");
+    let value: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(value["contract"], "hmrt:plugin@0.1.0", "{value}");
+    assert_eq!(value["capabilities"], serde_json::json!(["tcp"]));
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let ws = Workspace::new();
+    ws.plugin("v01", hmrt_test_artifacts::V0_1);
+    let granted = ws.config(&format!(
+        r#"
+[[task]]
+name = "old-plugin"
+check = "v01"
+config = {{ address = "{addr}" }}
+grants = {{ tcp = ["{addr}"] }}
+"#
+    ));
+    let (code, stdout, stderr) = hmrt(&["check", granted.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("0.1.0 plugin connected to"),
+        "{stdout}{stderr}"
+    );
+
+    // Its needs reach `hmrt validate` through the same glue: no grant, refused at the line.
+    let ungranted = ws.config(&format!(
+        r#"
+[[task]]
+name = "old-plugin"
+check = "v01"
+config = {{ address = "{addr}" }}
+"#
+    ));
+    let (code, _, stderr) = hmrt(&["validate", ungranted.to_str().expect("utf-8")]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("tasks.toml:5:") && stderr.contains("not in the tcp grants"),
         "{stderr}"
     );
 }

@@ -58,8 +58,8 @@ mod receiver;
 use hmrt_plugin::action::{Guest, Trigger};
 use hmrt_plugin::log::{self, Level};
 use hmrt_plugin::types::{Capability, Need, PluginInfo, Task};
-use hmrt_plugin::{Config, one_line};
-use receiver::{NOTICE_KEY, Notice, Target, check_url, cut};
+use hmrt_plugin::Config;
+use receiver::{NOTICE_KEY, Notice, Target, check_url, cut, facts, headline};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -163,54 +163,6 @@ fn payload(format: Format, notice: &Notice<'_>) -> Value {
         Format::Discord => discord(notice),
         Format::Teams => teams(notice),
     }
-}
-
-/// `[FIRING]`, `[FIRING, reminder 2]` or `[RESOLVED]`: words, not emoji, so that it reads the
-/// same in every client and in a notification's preview.
-fn prefix(notice: &Notice<'_>) -> String {
-    match (notice.firing, notice.reminder) {
-        (false, _) => "[RESOLVED]".to_owned(),
-        (true, 0) => "[FIRING]".to_owned(),
-        (true, n) => format!("[FIRING, reminder {n}]"),
-    }
-}
-
-/// The prefix and the summary, on one line.
-fn headline(notice: &Notice<'_>) -> String {
-    one_line(&format!("{} {}", prefix(notice), notice.summary), 4000)
-}
-
-/// `team=web, tier=1`.
-fn labels_text(notice: &Notice<'_>) -> String {
-    let pairs: Vec<String> = notice
-        .labels
-        .iter()
-        .map(|(name, value)| format!("{name}={value}"))
-        .collect();
-    pairs.join(", ")
-}
-
-/// The facts every chat format shows besides the reason, as (name, value), empty ones left out.
-fn facts(notice: &Notice<'_>) -> Vec<(&'static str, String)> {
-    let mut facts = vec![
-        ("Task", notice.task.to_owned()),
-        ("State", notice.state.to_owned()),
-        ("Started", notice.started_at.to_owned()),
-        // A firing notice's ends_at is only an expiry for Alertmanager-like receivers.
-        (
-            "Ended",
-            (!notice.firing)
-                .then_some(notice.ends_at)
-                .flatten()
-                .unwrap_or("")
-                .to_owned(),
-        ),
-        ("Route", notice.route.to_owned()),
-        ("Labels", labels_text(notice)),
-        ("Held", notice.held.join(", ")),
-    ];
-    facts.retain(|(_, value)| !value.is_empty());
-    facts
 }
 
 /// `text` with Slack's three control characters escaped, cut so that the escaped text is at

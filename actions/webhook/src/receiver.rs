@@ -361,6 +361,54 @@ pub fn cut(text: &str, max_chars: usize) -> String {
     cut
 }
 
+/// `[FIRING]`, `[FIRING, reminder 2]` or `[RESOLVED]`: words, not emoji, so that it reads the
+/// same in every client and in a notification's preview.
+pub fn prefix(notice: &Notice<'_>) -> String {
+    match (notice.firing, notice.reminder) {
+        (false, _) => "[RESOLVED]".to_owned(),
+        (true, 0) => "[FIRING]".to_owned(),
+        (true, n) => format!("[FIRING, reminder {n}]"),
+    }
+}
+
+/// The prefix and the summary, on one line.
+pub fn headline(notice: &Notice<'_>) -> String {
+    one_line(&format!("{} {}", prefix(notice), notice.summary), 4000)
+}
+
+/// `team=web, tier=1`.
+pub fn labels_text(notice: &Notice<'_>) -> String {
+    let pairs: Vec<String> = notice
+        .labels
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    pairs.join(", ")
+}
+
+/// The facts every chat format shows besides the reason, as (name, value), empty ones left out.
+pub fn facts(notice: &Notice<'_>) -> Vec<(&'static str, String)> {
+    let mut facts = vec![
+        ("Task", notice.task.to_owned()),
+        ("State", notice.state.to_owned()),
+        ("Started", notice.started_at.to_owned()),
+        // A firing notice's ends_at is only an expiry for Alertmanager-like receivers.
+        (
+            "Ended",
+            (!notice.firing)
+                .then_some(notice.ends_at)
+                .flatten()
+                .unwrap_or("")
+                .to_owned(),
+        ),
+        ("Route", notice.route.to_owned()),
+        ("Labels", labels_text(notice)),
+        ("Held", notice.held.join(", ")),
+    ];
+    facts.retain(|(_, value)| !value.is_empty());
+    facts
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -90,6 +90,7 @@ impl Guest for CommandCheck {
                 program: s.program.clone(),
                 args: s.args,
                 timeout_ms: millis_u32(s.timeout),
+                input: None,
             }) {
                 Ok(out) => judge(&s.program, &out),
                 Err(e) => (

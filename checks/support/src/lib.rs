@@ -5,7 +5,7 @@
 //! A check plugin implements [`check::Guest`] and exports it with
 //! `hmrt_plugin::export_check!(MyCheck);`; an action implements [`action::Guest`] and uses
 //! `hmrt_plugin::export_action!(MyAction);`. The capability interfaces ([`http`], [`exec`],
-//! [`supervisor`], [`tcp`], [`log`]) and the shared [`types`] are one set of Rust types for both
+//! [`supervisor`], [`tcp`], [`smtp`], [`log`]) and the shared [`types`] are one set of Rust types for both
 //! worlds.
 
 /// Bindings of the `check` world. Owns the types and imports; use them through the re-exports
@@ -34,12 +34,13 @@ pub mod action_world {
         export_macro_name: "export_action",
         default_bindings_module: "hmrt_plugin::action_world",
         with: {
-            "hmrt:plugin/types@0.1.0": crate::check_world::hmrt::plugin::types,
-            "hmrt:plugin/http@0.1.0": crate::check_world::hmrt::plugin::http,
-            "hmrt:plugin/exec@0.1.0": crate::check_world::hmrt::plugin::exec,
-            "hmrt:plugin/supervisor@0.1.0": crate::check_world::hmrt::plugin::supervisor,
-            "hmrt:plugin/tcp@0.1.0": crate::check_world::hmrt::plugin::tcp,
-            "hmrt:plugin/log@0.1.0": crate::check_world::hmrt::plugin::log,
+            "hmrt:plugin/types@0.2.0": crate::check_world::hmrt::plugin::types,
+            "hmrt:plugin/http@0.2.0": crate::check_world::hmrt::plugin::http,
+            "hmrt:plugin/exec@0.2.0": crate::check_world::hmrt::plugin::exec,
+            "hmrt:plugin/supervisor@0.2.0": crate::check_world::hmrt::plugin::supervisor,
+            "hmrt:plugin/tcp@0.2.0": crate::check_world::hmrt::plugin::tcp,
+            "hmrt:plugin/smtp@0.2.0": crate::check_world::hmrt::plugin::smtp,
+            "hmrt:plugin/log@0.2.0": crate::check_world::hmrt::plugin::log,
         },
     });
 }
@@ -48,7 +49,7 @@ pub mod action_world {
 pub use action_world::export_action;
 /// `export_check!(MyCheck)` exports `MyCheck`, a [`check::Guest`], as the plugin's check.
 pub use check_world::export_check;
-pub use check_world::hmrt::plugin::{exec, http, log, supervisor, tcp, types};
+pub use check_world::hmrt::plugin::{exec, http, log, smtp, supervisor, tcp, types};
 
 /// What a check plugin implements (`check-plugin`): [`check::Guest`] and its result type.
 pub mod check {

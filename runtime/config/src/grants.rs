@@ -20,6 +20,8 @@ pub struct Grants {
     pub supervisor: SupervisorGrants,
     /// Endpoints the plugin may open TCP connections to.
     pub tcp: TcpGrants,
+    /// SMTP relays (`host:port`) the plugin may send email through.
+    pub smtp: TcpGrants,
 }
 
 impl Grants {
@@ -29,6 +31,7 @@ impl Grants {
             && self.exec.programs.is_empty()
             && self.supervisor.programs.is_empty()
             && self.tcp.endpoints.is_empty()
+            && self.smtp.endpoints.is_empty()
     }
 }
 
@@ -255,20 +258,20 @@ fn unbracket(host: &str) -> &str {
         .unwrap_or(host)
 }
 
-/// Parses a TCP grant `host:port` (`[v6addr]:port` for IPv6).
-pub(crate) fn parse_tcp_endpoint(text: &str) -> Result<(String, u16), String> {
+/// Parses a `kind` (tcp, smtp) grant `host:port` (`[v6addr]:port` for IPv6).
+pub fn parse_endpoint(text: &str, kind: &str) -> Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         let (host, after) = rest
             .split_once(']')
             .ok_or_else(|| format!("{text:?}: unclosed '[' in an IPv6 address"))?;
         let port = after
             .strip_prefix(':')
-            .ok_or_else(|| format!("{text:?} has no port; a tcp grant is host:port"))?;
+            .ok_or_else(|| format!("{text:?} has no port; a {kind} grant is host:port"))?;
         (host, port)
     } else {
         let (host, port) = text
             .rsplit_once(':')
-            .ok_or_else(|| format!("{text:?} has no port; a tcp grant is host:port"))?;
+            .ok_or_else(|| format!("{text:?} has no port; a {kind} grant is host:port"))?;
         if host.contains(':') {
             return Err(format!(
                 "{text:?}: write an IPv6 address in brackets, as [::1]:5432"
@@ -277,7 +280,7 @@ pub(crate) fn parse_tcp_endpoint(text: &str) -> Result<(String, u16), String> {
         (host, port)
     };
     if host.is_empty() {
-        return Err(format!("{text:?} has no host; a tcp grant is host:port"));
+        return Err(format!("{text:?} has no host; a {kind} grant is host:port"));
     }
     if host.chars().any(|c| c.is_whitespace() || c == '/') {
         return Err(format!("{text:?}: {host:?} is not a host name or address"));
@@ -362,17 +365,17 @@ mod tests {
     #[test]
     fn tcp_endpoints() {
         assert_eq!(
-            parse_tcp_endpoint("DB.local:5432").unwrap(),
+            parse_endpoint("DB.local:5432", "tcp").unwrap(),
             ("db.local".to_string(), 5432)
         );
         assert_eq!(
-            parse_tcp_endpoint("[::1]:80").unwrap(),
+            parse_endpoint("[::1]:80", "tcp").unwrap(),
             ("::1".to_string(), 80)
         );
         for bad in [
             "db", "db:", "db:0", "db:65536", ":80", "::1:80", "[::1]", "a b:1",
         ] {
-            assert!(parse_tcp_endpoint(bad).is_err(), "{bad} accepted");
+            assert!(parse_endpoint(bad, "tcp").is_err(), "{bad} accepted");
         }
         let g = TcpGrants {
             endpoints: vec![

@@ -27,7 +27,7 @@ use std::time::Duration;
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use grants::{
     ExecGrants, ExecProgram, Grants, HttpGrants, HttpOrigin, SupervisorGrants, SupervisorProgram,
-    TcpEndpoint, TcpGrants,
+    TcpEndpoint, TcpGrants, parse_endpoint,
 };
 pub use hmrt_policy::PolicyConfig;
 pub use url::Url;

@@ -184,7 +184,11 @@ async fn validate_call(
         if let Some(problem) = uncovered(&need, &call.grants) {
             // Point at the config value the need came from when there is one.
             let value = match &need {
-                Need::Http(v) | Need::Exec(v) | Need::Supervisor(v) | Need::Tcp(v) => v,
+                Need::Http(v)
+                | Need::Exec(v)
+                | Need::Supervisor(v)
+                | Need::Tcp(v)
+                | Need::Smtp(v) => v,
             };
             let (location, key) = match find_value(config, value) {
                 Some((pointer, location)) => (
@@ -230,15 +234,22 @@ fn uncovered(need: &Need, grants: &Grants) -> Option<String> {
             .then(|| format!("program {program:?} is not in the exec grants")),
         Need::Supervisor(program) => (!grants.supervisor.allows(program))
             .then(|| format!("supervisord program {program:?} is not in the supervisor grants")),
-        Need::Tcp(address) => {
-            let parsed = address.rsplit_once(':').and_then(|(host, port)| {
-                Some((host.trim_matches(['[', ']']), port.parse::<u16>().ok()?))
-            });
-            match parsed {
-                None => Some(format!("{address:?} is not a host:port address")),
-                Some((host, port)) if grants.tcp.allows(host, port) => None,
-                Some(_) => Some(format!("{address} is not in the tcp grants")),
-            }
-        }
+        Need::Tcp(address) => endpoint_uncovered(address, &grants.tcp, "tcp"),
+        Need::Smtp(address) => endpoint_uncovered(address, &grants.smtp, "smtp"),
+    }
+}
+
+fn endpoint_uncovered(
+    address: &str,
+    grants: &hmrt_config::TcpGrants,
+    kind: &str,
+) -> Option<String> {
+    let parsed = address.rsplit_once(':').and_then(|(host, port)| {
+        Some((host.trim_matches(['[', ']']), port.parse::<u16>().ok()?))
+    });
+    match parsed {
+        None => Some(format!("{address:?} is not a host:port address")),
+        Some((host, port)) if grants.allows(host, port) => None,
+        Some(_) => Some(format!("{address} is not in the {kind} grants")),
     }
 }

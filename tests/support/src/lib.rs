@@ -8,6 +8,7 @@
 //! - [`chromium`]: headless Chromium rendering a page (its DOM after scripts ran, a screenshot).
 //! - [`http`]: a minimal blocking HTTP/1.1 client over `std::net`, for talking to the servers.
 //! - [`prometheus`]: a real Prometheus on loopback, and `promtool`.
+//! - [`smtp`]: a real SMTP server (aiosmtpd) on loopback, storing what it accepts.
 //!
 //! It depends on nothing of hmrt's, so it can test hmrt's supervisord client without
 //! trusting it.
@@ -18,4 +19,5 @@ pub mod alertmanager;
 pub mod chromium;
 pub mod http;
 pub mod prometheus;
+pub mod smtp;
 pub mod supervisord;

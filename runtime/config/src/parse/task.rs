@@ -9,7 +9,7 @@ use toml::de::{DeTable, DeValue};
 use super::read::nonempty;
 use super::settings::{self, Layer};
 use super::{At, Parser, Scope, Span, Table, Value};
-use crate::grants::{parse_http_origin, parse_tcp_endpoint, resolve_exec};
+use crate::grants::{parse_endpoint, parse_http_origin, resolve_exec};
 use crate::{
     ActionConfig, DEFAULT_ACTION_TIMEOUT, ExecProgram, Grants, HttpOrigin, Location, PluginConfig,
     SupervisorProgram, TcpEndpoint,
@@ -19,7 +19,7 @@ use crate::{
 #[rustfmt::skip]
 pub(super) const TASK_ONLY_KEYS: &[&str] =
     &["name", "program", "check", "config", "grants", "on_failure", "depends_on", "labels"];
-const GRANT_KEYS: &[&str] = &["http", "exec", "supervisor", "tcp"];
+const GRANT_KEYS: &[&str] = &["http", "exec", "supervisor", "tcp", "smtp"];
 const ACTION_KEYS: &[&str] = &["action", "config", "grants", "timeout"];
 
 /// A `[[task]]` as read, before names, dependencies and defaults are resolved across tasks.
@@ -300,14 +300,19 @@ impl Parser<'_> {
                 None => Ok(SupervisorProgram { name, location }),
             }
         });
-        grants.tcp.endpoints = self.each_grant(&g, "tcp", |text, location| {
-            let (host, port) = parse_tcp_endpoint(&text)?;
-            Ok(TcpEndpoint {
-                host,
-                port,
-                location,
-            })
-        });
+        for (kind, endpoints) in [
+            ("tcp", &mut grants.tcp.endpoints),
+            ("smtp", &mut grants.smtp.endpoints),
+        ] {
+            *endpoints = self.each_grant(&g, kind, |text, location| {
+                let (host, port) = parse_endpoint(&text, kind)?;
+                Ok(TcpEndpoint {
+                    host,
+                    port,
+                    location,
+                })
+            });
+        }
         grants
     }
 

@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::Capability;
 use crate::sandbox::HostState;
@@ -20,6 +20,8 @@ pub struct ExecLimits {
     pub stdout_bytes: usize,
     /// Bytes of stderr kept; the rest is read and dropped.
     pub stderr_bytes: usize,
+    /// The most a guest may write to a program's standard input.
+    pub input_bytes: usize,
 }
 
 impl Default for ExecLimits {
@@ -27,6 +29,7 @@ impl Default for ExecLimits {
         ExecLimits {
             stdout_bytes: 64 * 1024,
             stderr_bytes: 64 * 1024,
+            input_bytes: 1 << 20,
         }
     }
 }
@@ -73,11 +76,21 @@ impl Host for HostState {
         };
         let timeout = call.timeout(cmd.timeout_ms).ok_or(HostError::Timeout)?;
         let limits = call.backends.limits.exec;
+        if cmd.input.as_ref().is_some_and(|i| i.len() > limits.input_bytes) {
+            return Err(HostError::Invalid(format!(
+                "input of more than {} bytes",
+                limits.input_bytes
+            )));
+        }
         let mut child = tokio::process::Command::new(&path)
             .args(&cmd.args)
             .env_clear()
             .current_dir("/")
-            .stdin(Stdio::null())
+            .stdin(if cmd.input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -92,7 +105,17 @@ impl Host for HostState {
         );
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
+        let stdin = child.stdin.take();
+        let input = cmd.input.unwrap_or_default();
         let run = async {
+            let feed = async {
+                if let Some(mut stdin) = stdin {
+                    // A program that exits without reading all of it is not an error of the
+                    // call: its exit code says what it did.
+                    let _ = stdin.write_all(&input).await;
+                    // Dropped here: the program sees the end of its input.
+                }
+            };
             let out = async {
                 match stdout {
                     Some(s) => read_capped(s, limits.stdout_bytes).await,
@@ -105,7 +128,7 @@ impl Host for HostState {
                     None => Ok(Vec::new()),
                 }
             };
-            let (status, out, err) = tokio::join!(child.wait(), out, err);
+            let (status, out, err, ()) = tokio::join!(child.wait(), out, err, feed);
             Ok::<_, std::io::Error>((status?, out?, err?))
         };
         match tokio::time::timeout(timeout, run).await {

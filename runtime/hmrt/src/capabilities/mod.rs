@@ -7,6 +7,7 @@
 mod exec;
 mod http;
 mod log;
+mod smtp;
 mod supervisor;
 mod tcp;
 
@@ -31,6 +32,8 @@ pub enum Capability {
     Supervisor,
     /// TCP connect probes.
     Tcp,
+    /// Sending email through an SMTP relay.
+    Smtp,
 }
 
 impl std::fmt::Display for Capability {
@@ -40,6 +43,7 @@ impl std::fmt::Display for Capability {
             Capability::Exec => "exec",
             Capability::Supervisor => "supervisor",
             Capability::Tcp => "tcp",
+            Capability::Smtp => "smtp",
         })
     }
 }

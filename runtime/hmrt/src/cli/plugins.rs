@@ -74,7 +74,7 @@ pub(super) async fn plugins_inspect(file: &Path, json: bool) -> anyhow::Result<E
             "summary": info.summary,
             "capabilities": capabilities,
             "imports": plugin.imports(),
-            "contract": format!("hmrt:plugin@{}", crate::sandbox::CONTRACT_VERSION),
+            "contract": format!("hmrt:plugin@{}", plugin.contract()),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -82,7 +82,7 @@ pub(super) async fn plugins_inspect(file: &Path, json: bool) -> anyhow::Result<E
         println!(
             "kind:         {} (hmrt:plugin@{})",
             plugin.kind(),
-            crate::sandbox::CONTRACT_VERSION
+            plugin.contract()
         );
         println!("name:         {} {}", info.name, info.version);
         println!("summary:      {}", info.summary);

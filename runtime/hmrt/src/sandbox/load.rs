@@ -10,13 +10,17 @@ use wasmtime::component::types::ComponentItem;
 
 use wasmtime::Store;
 
+use super::bindings::action::exports::hmrt::plugin::action_plugin::Trigger;
 use super::bindings::action::{Action, ActionPre};
 use super::bindings::check::{Check, CheckPre};
 use super::bindings::types::Task;
-use super::{CallLimits, HostState, Need, PluginInfo, Sandbox, TaskCall};
+use super::bindings::v0_1;
+use super::{CallLimits, CheckResult, HostState, Need, PluginInfo, Sandbox, TaskCall, compat};
 
-/// The version of the `hmrt:plugin` package this host speaks.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The version of the `hmrt:plugin` package this host speaks; a new plugin is built against it.
+pub const CONTRACT_VERSION: &str = "0.2.0";
+/// Every version hmrt runs plugins of, newest first: older ones through `compat.rs`.
+pub const SUPPORTED_VERSIONS: &[&str] = &[CONTRACT_VERSION, "0.1.0"];
 const PACKAGE: &str = "hmrt:plugin";
 
 /// Which world a plugin targets.
@@ -54,7 +58,8 @@ pub enum LoadError {
     Compile(String),
     /// Built against another version of the contract.
     #[error(
-        "was built against {PACKAGE}@{found} ({interface}), but this hmrt speaks {PACKAGE}@{CONTRACT_VERSION}"
+        "was built against {PACKAGE}@{found} ({interface}), but this hmrt runs plugins built against {PACKAGE}@{} (rebuild it against wit/ of this hmrt, {PACKAGE}@{CONTRACT_VERSION})",
+        SUPPORTED_VERSIONS.join(" or @")
     )]
     VersionMismatch {
         /// The interface whose version differs.
@@ -86,6 +91,7 @@ pub struct Plugin {
 
 struct Inner {
     kind: PluginKind,
+    contract: &'static str,
     info: PluginInfo,
     imports: Vec<String>,
     pre: Pre,
@@ -95,12 +101,16 @@ struct Inner {
 pub(crate) enum Pre {
     Check(CheckPre<HostState>),
     Action(ActionPre<HostState>),
+    CheckV01(v0_1::check::CheckPre<HostState>),
+    ActionV01(v0_1::action::ActionPre<HostState>),
 }
 
-/// An instance of either world, for the exports both worlds share.
+/// An instance of either world in either contract version.
 pub(crate) enum Instance {
     Check(Check),
     Action(Action),
+    CheckV01(v0_1::check::Check),
+    ActionV01(v0_1::action::Action),
 }
 
 impl Pre {
@@ -111,6 +121,8 @@ impl Pre {
         Ok(match self {
             Pre::Check(pre) => Instance::Check(pre.instantiate_async(store).await?),
             Pre::Action(pre) => Instance::Action(pre.instantiate_async(store).await?),
+            Pre::CheckV01(pre) => Instance::CheckV01(pre.instantiate_async(store).await?),
+            Pre::ActionV01(pre) => Instance::ActionV01(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -120,10 +132,20 @@ impl Instance {
         &self,
         store: &mut Store<HostState>,
     ) -> wasmtime::Result<PluginInfo> {
-        match self {
-            Instance::Check(i) => i.hmrt_plugin_check_plugin().call_describe(store).await,
-            Instance::Action(i) => i.hmrt_plugin_action_plugin().call_describe(store).await,
-        }
+        Ok(match self {
+            Instance::Check(i) => i.hmrt_plugin_check_plugin().call_describe(store).await?,
+            Instance::Action(i) => i.hmrt_plugin_action_plugin().call_describe(store).await?,
+            Instance::CheckV01(i) => i
+                .hmrt_plugin_check_plugin()
+                .call_describe(store)
+                .await?
+                .into(),
+            Instance::ActionV01(i) => i
+                .hmrt_plugin_action_plugin()
+                .call_describe(store)
+                .await?
+                .into(),
+        })
     }
 
     pub(crate) async fn validate(
@@ -131,16 +153,80 @@ impl Instance {
         store: &mut Store<HostState>,
         task: &Task,
     ) -> wasmtime::Result<Result<Vec<Need>, String>> {
-        match self {
+        Ok(match self {
             Instance::Check(i) => {
                 i.hmrt_plugin_check_plugin()
                     .call_validate(store, task)
-                    .await
+                    .await?
             }
             Instance::Action(i) => {
                 i.hmrt_plugin_action_plugin()
                     .call_validate(store, task)
+                    .await?
+            }
+            Instance::CheckV01(i) => compat::needs(
+                i.hmrt_plugin_check_plugin()
+                    .call_validate(store, &task.into())
+                    .await?,
+            ),
+            Instance::ActionV01(i) => compat::needs(
+                i.hmrt_plugin_action_plugin()
+                    .call_validate(store, &task.into())
+                    .await?,
+            ),
+        })
+    }
+
+    /// Runs a check; the caller has made sure the plugin is one.
+    pub(crate) async fn check(
+        &self,
+        store: &mut Store<HostState>,
+        task: &Task,
+    ) -> wasmtime::Result<CheckResult> {
+        match self {
+            Instance::Check(i) => i.hmrt_plugin_check_plugin().call_check(store, task).await,
+            Instance::CheckV01(i) => {
+                let r = i
+                    .hmrt_plugin_check_plugin()
+                    .call_check(store, &task.into())
+                    .await?;
+                Ok(CheckResult {
+                    status: r.status.into(),
+                    message: r.message,
+                    metrics: r.metrics.into_iter().map(Into::into).collect(),
+                })
+            }
+            Instance::Action(_) | Instance::ActionV01(_) => {
+                Err(wasmtime::Error::msg("an action has no check"))
+            }
+        }
+    }
+
+    /// Runs an action; the caller has made sure the plugin is one.
+    pub(crate) async fn run(
+        &self,
+        store: &mut Store<HostState>,
+        task: &Task,
+        trigger: &Trigger,
+    ) -> wasmtime::Result<Result<String, String>> {
+        match self {
+            Instance::Action(i) => {
+                i.hmrt_plugin_action_plugin()
+                    .call_run(store, task, trigger)
                     .await
+            }
+            Instance::ActionV01(i) => {
+                let trigger = v0_1::action::exports::hmrt::plugin::action_plugin::Trigger {
+                    status: trigger.status.into(),
+                    message: trigger.message.clone(),
+                    attempt: trigger.attempt,
+                };
+                i.hmrt_plugin_action_plugin()
+                    .call_run(store, &task.into(), &trigger)
+                    .await
+            }
+            Instance::Check(_) | Instance::CheckV01(_) => {
+                Err(wasmtime::Error::msg("a check has no action"))
             }
         }
     }
@@ -150,6 +236,11 @@ impl Plugin {
     /// Which world it targets.
     pub fn kind(&self) -> PluginKind {
         self.inner.kind
+    }
+
+    /// The contract version it was built against (one of [`SUPPORTED_VERSIONS`]).
+    pub fn contract(&self) -> &'static str {
+        self.inner.contract
     }
 
     /// What it says about itself.
@@ -164,26 +255,6 @@ impl Plugin {
 
     pub(crate) fn pre(&self) -> &Pre {
         &self.inner.pre
-    }
-
-    pub(crate) fn check_pre(&self) -> Result<&CheckPre<HostState>, String> {
-        match &self.inner.pre {
-            Pre::Check(pre) => Ok(pre),
-            Pre::Action(_) => Err(format!(
-                "plugin {:?} is an action, not a check",
-                self.inner.info.name
-            )),
-        }
-    }
-
-    pub(crate) fn action_pre(&self) -> Result<&ActionPre<HostState>, String> {
-        match &self.inner.pre {
-            Pre::Action(pre) => Ok(pre),
-            Pre::Check(_) => Err(format!(
-                "plugin {:?} is a check, not an action",
-                self.inner.info.name
-            )),
-        }
     }
 }
 
@@ -205,18 +276,6 @@ impl Sandbox {
         let component = Component::new(self.engine(), bytes)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let ty = component.component_type();
-        let mut imports = Vec::new();
-        for (name, _) in ty.imports(self.engine()) {
-            if let Some((interface, version)) = contract_interface(name)
-                && version != CONTRACT_VERSION
-            {
-                return Err(LoadError::VersionMismatch {
-                    interface: interface.to_string(),
-                    found: version.to_string(),
-                });
-            }
-            imports.push(name.to_string());
-        }
         let mut kind = None;
         let mut exports = Vec::new();
         for (name, item) in ty.exports(self.engine()) {
@@ -232,15 +291,15 @@ impl Sandbox {
                 "action-plugin" => PluginKind::Action,
                 _ => continue,
             };
-            if version != CONTRACT_VERSION {
+            let Some(version) = SUPPORTED_VERSIONS.iter().find(|v| **v == version) else {
                 return Err(LoadError::VersionMismatch {
                     interface: interface.to_string(),
                     found: version.to_string(),
                 });
-            }
-            kind = Some(found);
+            };
+            kind = Some((found, *version));
         }
-        let Some(kind) = kind else {
+        let Some((kind, contract)) = kind else {
             return Err(LoadError::NotAPlugin {
                 exports: if exports.is_empty() {
                     "nothing".into()
@@ -249,6 +308,20 @@ impl Sandbox {
                 },
             });
         };
+        let mut imports = Vec::new();
+        for (name, _) in ty.imports(self.engine()) {
+            // One plugin speaks one version: its capability imports must be those of the
+            // version its export names.
+            if let Some((interface, version)) = contract_interface(name)
+                && version != contract
+            {
+                return Err(LoadError::VersionMismatch {
+                    interface: interface.to_string(),
+                    found: version.to_string(),
+                });
+            }
+            imports.push(name.to_string());
+        }
         let instance_pre = self.linker().instantiate_pre(&component).map_err(|e| {
             let text = format!("{e:#}");
             // wasmtime says "component imports instance `x`, but a matching implementation
@@ -258,18 +331,24 @@ impl Sandbox {
                 None => LoadError::Compile(text),
             }
         })?;
-        let pre = match kind {
-            PluginKind::Check => Pre::Check(
-                CheckPre::new(instance_pre).map_err(|e| LoadError::Compile(format!("{e:#}")))?,
-            ),
-            PluginKind::Action => Pre::Action(
-                ActionPre::new(instance_pre).map_err(|e| LoadError::Compile(format!("{e:#}")))?,
-            ),
+        let typed = |e: wasmtime::Error| LoadError::Compile(format!("{e:#}"));
+        let pre = match (kind, contract == CONTRACT_VERSION) {
+            (PluginKind::Check, true) => Pre::Check(CheckPre::new(instance_pre).map_err(typed)?),
+            (PluginKind::Action, true) => {
+                Pre::Action(ActionPre::new(instance_pre).map_err(typed)?)
+            }
+            (PluginKind::Check, false) => {
+                Pre::CheckV01(v0_1::check::CheckPre::new(instance_pre).map_err(typed)?)
+            }
+            (PluginKind::Action, false) => {
+                Pre::ActionV01(v0_1::action::ActionPre::new(instance_pre).map_err(typed)?)
+            }
         };
         let info = self.describe(&pre).await?;
         Ok(Plugin {
             inner: Arc::new(Inner {
                 kind,
+                contract,
                 info,
                 imports,
                 pre,

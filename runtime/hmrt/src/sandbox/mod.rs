@@ -7,6 +7,7 @@
 //! tokio task, so even a panic inside wasmtime ends that call, not hmrt.
 
 pub mod bindings;
+mod compat;
 mod host;
 mod load;
 
@@ -28,7 +29,7 @@ use bindings::types::Status as WitStatus;
 pub use bindings::types::{Capability as DeclaredCapability, Metric, Need, PluginInfo};
 pub use hmrt_policy::Status;
 pub(crate) use host::{Deadline, HostState};
-pub use load::{CONTRACT_VERSION, LoadError, Plugin, PluginKind};
+pub use load::{CONTRACT_VERSION, LoadError, Plugin, PluginKind, SUPPORTED_VERSIONS};
 
 /// How often the epoch advances: the granularity of CPU deadlines and of a guest's yields.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -218,6 +219,10 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::check::Check::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        bindings::v0_1::check::Check::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
         let ticker = EpochTicker::start(&engine)?;
         Ok(Sandbox {
             engine,
@@ -235,25 +240,20 @@ impl Sandbox {
 
     /// Runs `plugin`'s check for `task`.
     pub async fn check(&self, plugin: &Plugin, task: &TaskCall) -> CheckOutcome {
-        let pre = match plugin.check_pre() {
-            Ok(pre) => pre.clone(),
-            Err(e) => {
-                return CheckOutcome {
-                    result: Err(CallError::Instantiate(e.to_string())),
-                    report: CallReport::default(),
-                };
-            }
-        };
+        if plugin.kind() != PluginKind::Check {
+            return CheckOutcome {
+                result: Err(CallError::Instantiate(format!(
+                    "plugin {:?} is an action, not a check",
+                    plugin.info().name
+                ))),
+                report: CallReport::default(),
+            };
+        }
+        let pre = plugin.pre().clone();
         let arg = wit_task(task);
         let (result, report) = self
             .call(task, move |store| {
-                Box::pin(async move {
-                    let instance = pre.instantiate_async(&mut *store).await?;
-                    instance
-                        .hmrt_plugin_check_plugin()
-                        .call_check(&mut *store, &arg)
-                        .await
-                })
+                Box::pin(async move { pre.instantiate(store).await?.check(store, &arg).await })
             })
             .await;
         let result = result.map(|mut r| {
@@ -272,15 +272,16 @@ impl Sandbox {
         task: &TaskCall,
         trigger: ActionTrigger,
     ) -> (Result<Result<String, String>, CallError>, CallReport) {
-        let pre = match plugin.action_pre() {
-            Ok(pre) => pre.clone(),
-            Err(e) => {
-                return (
-                    Err(CallError::Instantiate(e.to_string())),
-                    CallReport::default(),
-                );
-            }
-        };
+        if plugin.kind() != PluginKind::Action {
+            return (
+                Err(CallError::Instantiate(format!(
+                    "plugin {:?} is a check, not an action",
+                    plugin.info().name
+                ))),
+                CallReport::default(),
+            );
+        }
+        let pre = plugin.pre().clone();
         let arg = wit_task(task);
         let trigger = bindings::action::exports::hmrt::plugin::action_plugin::Trigger {
             status: wit_status(trigger.status),
@@ -290,10 +291,9 @@ impl Sandbox {
         let (result, report) = self
             .call(task, move |store| {
                 Box::pin(async move {
-                    let instance = pre.instantiate_async(&mut *store).await?;
-                    instance
-                        .hmrt_plugin_action_plugin()
-                        .call_run(&mut *store, &arg, &trigger)
+                    pre.instantiate(store)
+                        .await?
+                        .run(store, &arg, &trigger)
                         .await
                 })
             })
@@ -467,6 +467,7 @@ pub fn capability_name(capability: DeclaredCapability) -> &'static str {
         DeclaredCapability::Exec => "exec",
         DeclaredCapability::Supervisor => "supervisor",
         DeclaredCapability::Tcp => "tcp",
+        DeclaredCapability::Smtp => "smtp",
     }
 }
 

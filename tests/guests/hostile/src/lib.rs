@@ -150,6 +150,7 @@ fn run(mode: Mode) -> (Status, String) {
             program: program.clone(),
             args,
             timeout_ms: 5_000,
+            input: None,
         }) {
             Ok(out) => verdict(
                 out.exit_code == Some(0),
