@@ -490,7 +490,11 @@ receiver = {{ action = "exec", config = {{ program = "tee", args = ["-a", "{pipe
     };
     let notices = wait_items("the program got nothing", 1, read_piped);
     assert_eq!(
-        (&notices[0]["kind"], &notices[0]["task"], &notices[0]["route"]),
+        (
+            &notices[0]["kind"],
+            &notices[0]["task"],
+            &notices[0]["route"]
+        ),
         (&"unhealthy".into(), &"web".into(), &"script".into()),
         "{notices:?}"
     );
@@ -503,11 +507,7 @@ receiver = {{ action = "exec", config = {{ program = "tee", args = ["-a", "{pipe
 
     board.broken("web", false);
     let mails = wait_items("no resolved email", 2, || smtp.messages());
-    assert!(
-        mails[1].contains("Subject: [RESOLVED] web"),
-        "{}",
-        mails[1]
-    );
+    assert!(mails[1].contains("Subject: [RESOLVED] web"), "{}", mails[1]);
     let notices = wait_items("the program got no recovery", 2, read_piped);
     assert_eq!(notices[1]["kind"], "recovered", "{notices:?}");
     hmrt.terminate();

@@ -120,7 +120,10 @@ mod tests {
         let e = Settings::from_json(r#"{"program": "p", "shell": "sh"}"#).unwrap_err();
         assert!(e.contains("shell"), "{e}");
         let (s, _) = Settings::from_json(r#"{"program": "p", "args": ["-q"]}"#).unwrap();
-        assert_eq!((s.args, s.timeout), (vec!["-q".to_owned()], Duration::from_secs(10)));
+        assert_eq!(
+            (s.args, s.timeout),
+            (vec!["-q".to_owned()], Duration::from_secs(10))
+        );
 
         let out = |code, err: &str| Output {
             exit_code: code,

@@ -55,10 +55,10 @@
 
 mod receiver;
 
+use hmrt_plugin::Config;
 use hmrt_plugin::action::{Guest, Trigger};
 use hmrt_plugin::log::{self, Level};
 use hmrt_plugin::types::{Capability, Need, PluginInfo, Task};
-use hmrt_plugin::Config;
 use receiver::{NOTICE_KEY, Notice, Target, check_url, cut, facts, headline};
 use serde_json::{Value, json};
 use std::time::Duration;

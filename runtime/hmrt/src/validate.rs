@@ -244,9 +244,9 @@ fn endpoint_uncovered(
     grants: &hmrt_config::TcpGrants,
     kind: &str,
 ) -> Option<String> {
-    let parsed = address.rsplit_once(':').and_then(|(host, port)| {
-        Some((host.trim_matches(['[', ']']), port.parse::<u16>().ok()?))
-    });
+    let parsed = address
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some((host.trim_matches(['[', ']']), port.parse::<u16>().ok()?)));
     match parsed {
         None => Some(format!("{address:?} is not a host:port address")),
         Some((host, port)) if grants.allows(host, port) => None,

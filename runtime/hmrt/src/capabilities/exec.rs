@@ -76,7 +76,11 @@ impl Host for HostState {
         };
         let timeout = call.timeout(cmd.timeout_ms).ok_or(HostError::Timeout)?;
         let limits = call.backends.limits.exec;
-        if cmd.input.as_ref().is_some_and(|i| i.len() > limits.input_bytes) {
+        if cmd
+            .input
+            .as_ref()
+            .is_some_and(|i| i.len() > limits.input_bytes)
+        {
             return Err(HostError::Invalid(format!(
                 "input of more than {} bytes",
                 limits.input_bytes

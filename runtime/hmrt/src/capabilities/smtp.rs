@@ -71,7 +71,9 @@ fn build(mail: &Mail) -> Result<Message, HostError> {
         )));
     }
     if mail.body.len() > MAX_BODY_BYTES {
-        return Err(invalid(format!("a body of more than {MAX_BODY_BYTES} bytes")));
+        return Err(invalid(format!(
+            "a body of more than {MAX_BODY_BYTES} bytes"
+        )));
     }
     let mut builder = Message::builder()
         .from(mailbox(&mail.from)?)

@@ -334,9 +334,7 @@ impl Sandbox {
         let typed = |e: wasmtime::Error| LoadError::Compile(format!("{e:#}"));
         let pre = match (kind, contract == CONTRACT_VERSION) {
             (PluginKind::Check, true) => Pre::Check(CheckPre::new(instance_pre).map_err(typed)?),
-            (PluginKind::Action, true) => {
-                Pre::Action(ActionPre::new(instance_pre).map_err(typed)?)
-            }
+            (PluginKind::Action, true) => Pre::Action(ActionPre::new(instance_pre).map_err(typed)?),
             (PluginKind::Check, false) => {
                 Pre::CheckV01(v0_1::check::CheckPre::new(instance_pre).map_err(typed)?)
             }

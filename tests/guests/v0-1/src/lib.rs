@@ -53,9 +53,11 @@ impl Guest for V01 {
                         unit: "us".to_owned(),
                     }],
                 ),
-                Err(HostError::Denied(why)) => {
-                    (Status::Unhealthy, format!("0.1.0 plugin denied: {why}"), vec![])
-                }
+                Err(HostError::Denied(why)) => (
+                    Status::Unhealthy,
+                    format!("0.1.0 plugin denied: {why}"),
+                    vec![],
+                ),
                 Err(e) => (Status::Unhealthy, format!("0.1.0 plugin: {e:?}"), vec![]),
             },
         };
