@@ -413,7 +413,7 @@ impl Alerts {
         };
         let (result, report) = sandbox.action(&entry.plugin, &call, trigger).await;
         for denial in &report.denials {
-            tracing::warn!(event = "denied", route = %route, capability = %denial.capability, asked = %denial.asked, "a receiver's call is not in the route's receiver grants");
+            tracing::warn!(event = "denied", route = %route, capability = %denial.capability, asked = %denial.asked, count = denial.count, "a receiver's call is not in the route's receiver grants");
         }
         match result {
             Ok(inner) => inner,

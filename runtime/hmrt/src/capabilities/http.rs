@@ -7,6 +7,7 @@ use reqwest::{Method, StatusCode, Url};
 
 use super::Capability;
 use crate::sandbox::HostState;
+use crate::sandbox::untrusted;
 use crate::sandbox::bindings::http::{Host, Request, Response};
 use crate::sandbox::bindings::types::HostError;
 
@@ -35,13 +36,74 @@ fn origin(url: &Url) -> String {
 }
 
 fn parse_url(raw: &str) -> Result<Url, HostError> {
-    let url = Url::parse(raw).map_err(|e| HostError::Invalid(format!("bad URL {raw:?}: {e}")))?;
+    let shown = || untrusted::line(raw, untrusted::ASKED);
+    let url = Url::parse(raw).map_err(|e| HostError::Invalid(format!("bad URL {}: {e}", shown())))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(HostError::Invalid(format!(
-            "bad URL {raw:?}: only absolute http and https URLs are supported"
+            "bad URL {}: only absolute http and https URLs are supported",
+            shown()
         )));
     }
     Ok(url)
+}
+
+/// Headers a guest may set on one request.
+const MAX_HEADERS: usize = 64;
+/// Bytes of header names and values a guest may set on one request.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Headers the host owns. `Host` would let one grant reach every virtual host behind the
+/// granted socket; the framing and hop-by-hop ones would let a guest smuggle a second request
+/// or change the connection under the next caller; `Proxy-*` is not a guest's business.
+fn host_owned(name: &str) -> bool {
+    const OWNED: &[&str] = &[
+        "host",
+        "connection",
+        "upgrade",
+        "te",
+        "trailer",
+        "content-length",
+        "transfer-encoding",
+        "keep-alive",
+        "expect",
+        "http2-settings",
+    ];
+    let name = name.to_ascii_lowercase();
+    OWNED.contains(&name.as_str()) || name.starts_with("proxy-")
+}
+
+/// The guest's headers, refused whole if any is host-owned, malformed, or past the caps: a
+/// request is sent as the guest wrote it or not at all.
+fn guest_headers(headers: &[(String, String)]) -> Result<reqwest::header::HeaderMap, HostError> {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    if headers.len() > MAX_HEADERS {
+        return Err(HostError::Invalid(format!(
+            "{} headers; at most {MAX_HEADERS} per request",
+            headers.len()
+        )));
+    }
+    let bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+    if bytes > MAX_HEADER_BYTES {
+        return Err(HostError::Invalid(format!(
+            "{bytes} bytes of headers; at most {MAX_HEADER_BYTES} per request"
+        )));
+    }
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let shown = || untrusted::line(name, 64);
+        if host_owned(name) {
+            return Err(HostError::Invalid(format!(
+                "header {} is set by hmrt, not by a plugin",
+                shown()
+            )));
+        }
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| HostError::Invalid(format!("bad header name {}", shown())))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| HostError::Invalid(format!("bad value for header {name}")))?;
+        map.append(name, value);
+    }
+    Ok(map)
 }
 
 impl Host for HostState {
@@ -52,15 +114,13 @@ impl Host for HostState {
             return Err(call.deny(Capability::Http, format!("origin {}", origin(&url))));
         }
         let mut method = Method::from_bytes(req.method.as_bytes())
-            .map_err(|_| HostError::Invalid(format!("bad HTTP method {:?}", req.method)))?;
-        let mut headers = reqwest::header::HeaderMap::new();
-        for (name, value) in &req.headers {
-            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| HostError::Invalid(format!("bad header name {name:?}")))?;
-            let value = reqwest::header::HeaderValue::from_str(value)
-                .map_err(|_| HostError::Invalid(format!("bad value for header {name}")))?;
-            headers.append(name, value);
-        }
+            .map_err(|_| {
+                HostError::Invalid(format!(
+                    "bad HTTP method {}",
+                    untrusted::line(&req.method, 32)
+                ))
+            })?;
+        let headers = guest_headers(&req.headers)?;
         let mut body = req.body;
         let timeout = call.timeout(req.timeout_ms).ok_or(HostError::Timeout)?;
         let limits = call.backends.limits;
@@ -178,4 +238,52 @@ fn describe(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(name: &str, value: &str) -> (String, String) {
+        (name.to_string(), value.to_string())
+    }
+
+    #[test]
+    fn the_host_owns_host_framing_and_proxy_headers() {
+        for name in [
+            "Host",
+            "host",
+            "Connection",
+            "Upgrade",
+            "TE",
+            "Content-Length",
+            "Transfer-Encoding",
+            "Proxy-Authorization",
+            "proxy-connection",
+            "Keep-Alive",
+        ] {
+            let refused = guest_headers(&[header(name, "x")]);
+            assert!(
+                matches!(&refused, Err(HostError::Invalid(m)) if m.contains("set by hmrt")),
+                "{name}: {refused:?}"
+            );
+        }
+        let ok = guest_headers(&[header("Accept", "text/plain"), header("X-Probe", "1")]).unwrap();
+        assert_eq!(ok.len(), 2);
+    }
+
+    #[test]
+    fn many_or_big_headers_are_refused_without_a_panic() {
+        // 40,000 distinct names once made `HeaderMap::append` panic inside the host call.
+        let many: Vec<_> = (0..40_000).map(|i| header(&format!("x-{i}"), "v")).collect();
+        assert!(matches!(guest_headers(&many), Err(HostError::Invalid(_))));
+        let big = vec![header("x-big", &"v".repeat(MAX_HEADER_BYTES))];
+        assert!(matches!(guest_headers(&big), Err(HostError::Invalid(_))));
+        let bad = vec![header("bad\nname", "v")];
+        let refused = guest_headers(&bad);
+        assert!(
+            matches!(&refused, Err(HostError::Invalid(m)) if m.contains("bad\\nname")),
+            "{refused:?}"
+        );
+    }
 }

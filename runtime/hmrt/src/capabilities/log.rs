@@ -14,7 +14,7 @@ impl Host for HostState {
             }
             return;
         }
-        let message = crate::text::truncate(&message, limits.log_line_bytes);
+        let message = crate::sandbox::untrusted::line(&message, limits.log_line_bytes);
         let task = &call.task;
         match level {
             Level::Trace => tracing::trace!(task = %task, plugin_log = true, "{message}"),

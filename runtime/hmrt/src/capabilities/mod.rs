@@ -53,9 +53,16 @@ impl std::fmt::Display for Capability {
 pub struct Denial {
     /// The capability it used.
     pub capability: Capability,
-    /// What it asked for (an origin, a program, an address).
+    /// What it asked for (an origin, a program, an address), one escaped, capped line.
     pub asked: String,
+    /// How many denied calls this stands for: 1, or for the summary of one capability's calls
+    /// past [`DENIALS_KEPT`], how many there were.
+    pub count: u64,
 }
+
+/// Denials kept whole per call; later ones are counted per capability, so a guest that loops
+/// on a denied call with a huge argument costs a counter, not memory and log lines.
+pub const DENIALS_KEPT: usize = 16;
 
 /// Size caps on what a capability hands back to a guest.
 #[derive(Debug, Clone, Copy)]
@@ -122,11 +129,31 @@ impl CallContext {
     /// [`crate::events::Event::CallDenied`], which the log and the counters read) and returns
     /// the error the guest gets.
     pub(crate) fn deny(&mut self, capability: Capability, asked: String) -> HostError {
+        use crate::sandbox::untrusted;
+        let asked = untrusted::line(&asked, untrusted::ASKED);
         let message = format!(
             "{capability} {asked} is not granted to task \"{}\"",
             self.task
         );
-        self.denials.push(Denial { capability, asked });
+        let kept = self.denials.len();
+        let past_cap = self
+            .denials
+            .iter_mut()
+            .skip(DENIALS_KEPT)
+            .find(|d| d.capability == capability);
+        match past_cap {
+            Some(summary) => summary.count += 1,
+            None if kept < DENIALS_KEPT => self.denials.push(Denial {
+                capability,
+                asked,
+                count: 1,
+            }),
+            None => self.denials.push(Denial {
+                capability,
+                asked: format!("more calls past the first {DENIALS_KEPT} (not kept)"),
+                count: 1,
+            }),
+        }
         HostError::Denied(message)
     }
 

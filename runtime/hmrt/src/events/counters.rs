@@ -48,7 +48,7 @@ impl Subscriber for Counters {
             Event::ActionFinished { ok: true, .. } => counts.actions_ok += 1,
             Event::ActionFinished { ok: false, .. } => counts.actions_failed += 1,
             Event::CallDenied { denial, .. } => {
-                *counts.denials.entry(denial.capability).or_default() += 1
+                *counts.denials.entry(denial.capability).or_default() += denial.count
             }
             _ => {}
         }

@@ -14,12 +14,56 @@ use super::{Event, Subscriber};
 pub struct LogSubscriber {
     /// Per task: the reason last warned about while its checks report `unknown`.
     unknown: Mutex<HashMap<String, String>>,
+    /// Per task: denial lines written in the current window, so a guest looping on a denied
+    /// call cannot flood the log.
+    denials: Mutex<HashMap<String, DenialWindow>>,
+}
+
+/// Denial lines logged per task per [`DENIAL_WINDOW`]; the rest are counted and said once.
+const DENIAL_LINES: u32 = 10;
+/// The span over which [`DENIAL_LINES`] applies.
+const DENIAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+struct DenialWindow {
+    started: Timestamp,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl Default for DenialWindow {
+    fn default() -> Self {
+        DenialWindow {
+            started: Timestamp(0),
+            logged: 0,
+            suppressed: 0,
+        }
+    }
 }
 
 impl LogSubscriber {
     /// A log writer.
     pub fn new() -> LogSubscriber {
         LogSubscriber::default()
+    }
+
+    fn note_denial(&self, at: Timestamp, task: &str, denial: &crate::capabilities::Denial) {
+        let mut windows = crate::sync::lock(&self.denials);
+        let window = windows.entry(task.to_string()).or_default();
+        if at.since(window.started) >= DENIAL_WINDOW {
+            if window.suppressed > 0 {
+                tracing::warn!(task = %task, event = "denied", suppressed = window.suppressed, "{} more denied calls were not logged", window.suppressed);
+            }
+            *window = DenialWindow {
+                started: at,
+                ..DenialWindow::default()
+            };
+        }
+        if window.logged >= DENIAL_LINES {
+            window.suppressed += denial.count;
+            return;
+        }
+        window.logged += 1;
+        tracing::warn!(task = %task, event = "denied", capability = %denial.capability, asked = %denial.asked, count = denial.count, "not in the task's grants");
     }
 
     fn note_status(&self, task: &str, status: Status, message: &str) {
@@ -41,7 +85,7 @@ impl LogSubscriber {
 // Each line says each thing once: the task, the plugin and the kind of event are fields (so a
 // JSON line carries them as keys), the message says only what the fields do not.
 impl Subscriber for LogSubscriber {
-    fn on_event(&self, _at: Timestamp, event: &Event) {
+    fn on_event(&self, at: Timestamp, event: &Event) {
         match event {
             Event::CheckFinished {
                 task,
@@ -93,9 +137,7 @@ impl Subscriber for LogSubscriber {
             Event::Policy { task, decision } => {
                 tracing::info!(task = %task, event = "policy", "{decision}")
             }
-            Event::CallDenied { task, denial } => {
-                tracing::warn!(task = %task, event = "denied", capability = %denial.capability, asked = %denial.asked, "not in the task's grants")
-            }
+            Event::CallDenied { task, denial } => self.note_denial(at, task, denial),
             Event::Control {
                 task,
                 command,

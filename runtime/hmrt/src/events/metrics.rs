@@ -430,7 +430,7 @@ impl Subscriber for Metrics {
                     task: task.clone(),
                     capability: denial.capability.to_string(),
                 };
-                self.denied.get_or_create(&labels).inc();
+                self.denied.get_or_create(&labels).inc_by(denial.count);
             }
             _ => {}
         }
@@ -469,6 +469,7 @@ mod tests {
                 denial: Denial {
                     capability: Capability::Http,
                     asked: "http://elsewhere".into(),
+                    count: 1,
                 },
             },
         );

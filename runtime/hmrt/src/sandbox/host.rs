@@ -24,10 +24,14 @@ impl WasiView for HostState {
     }
 }
 
-/// Wraps wasmtime's `StoreLimits` to remember that a guest hit its memory limit, so the task's
-/// reason can say "memory limit" instead of the guest's generic abort.
+/// Wraps wasmtime's `StoreLimits`, which bounds each memory on its own, to bound the sum of all
+/// the call's memories (a component with four memories would otherwise get four times the
+/// limit), and to remember that a guest hit the limit, so the task's reason can say "memory
+/// limit" instead of the guest's generic abort.
 pub(crate) struct MemoryLimiter {
     inner: wasmtime::StoreLimits,
+    limit: usize,
+    total: usize,
     pub(crate) memory_limit_hit: bool,
 }
 
@@ -45,6 +49,8 @@ impl MemoryLimiter {
             .build();
         MemoryLimiter {
             inner,
+            limit: memory_bytes,
+            total: 0,
             memory_limit_hit: false,
         }
     }
@@ -57,8 +63,14 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = self.inner.memory_growing(current, desired, maximum)?;
-        if !allowed {
+        let total = self
+            .total
+            .saturating_sub(current)
+            .saturating_add(desired);
+        let allowed = total <= self.limit && self.inner.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.total = total;
+        } else {
             self.memory_limit_hit = true;
         }
         Ok(allowed)
@@ -94,5 +106,24 @@ pub(crate) struct Deadline(pub(crate) Instant);
 impl Deadline {
     pub(crate) fn remaining(&self) -> std::time::Duration {
         self.0.saturating_duration_since(Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::ResourceLimiter;
+
+    use super::MemoryLimiter;
+
+    #[test]
+    fn the_limit_is_on_the_sum_of_the_memories() {
+        let mut limiter = MemoryLimiter::new(4 << 20);
+        // Four memories of 1 MiB fit; a fifth byte of growth anywhere does not.
+        for _ in 0..4 {
+            assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
+        }
+        assert!(!limiter.memory_growing(1 << 20, 2 << 20, None).unwrap());
+        assert!(!limiter.memory_growing(0, 64 << 10, None).unwrap());
+        assert!(limiter.memory_limit_hit);
     }
 }

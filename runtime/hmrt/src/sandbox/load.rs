@@ -15,6 +15,7 @@ use super::bindings::action::{Action, ActionPre};
 use super::bindings::check::{Check, CheckPre};
 use super::bindings::types::Task;
 use super::bindings::v0_1;
+use super::untrusted;
 use super::{CallLimits, CheckResult, HostState, Need, PluginInfo, Sandbox, TaskCall, compat};
 
 /// The version of the `hmrt:plugin` package this host speaks; a new plugin is built against it.
@@ -274,7 +275,7 @@ impl Sandbox {
             _ => return Err(LoadError::NotWasm),
         }
         let component = Component::new(self.engine(), bytes)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+            .map_err(|e| LoadError::Compile(untrusted::line(&format!("{e:#}"), untrusted::MESSAGE)))?;
         let ty = component.component_type();
         let mut kind = None;
         let mut exports = Vec::new();
@@ -304,7 +305,7 @@ impl Sandbox {
                 exports: if exports.is_empty() {
                     "nothing".into()
                 } else {
-                    exports.join(", ")
+                    untrusted::line(&exports.join(", "), untrusted::MESSAGE)
                 },
             });
         };
@@ -323,7 +324,7 @@ impl Sandbox {
             imports.push(name.to_string());
         }
         let instance_pre = self.linker().instantiate_pre(&component).map_err(|e| {
-            let text = format!("{e:#}");
+            let text = untrusted::line(&format!("{e:#}"), untrusted::MESSAGE);
             // wasmtime says "component imports instance `x`, but a matching implementation
             // was not found in the linker"; the name in backticks is what the user needs.
             match text.split('`').nth(1) {
@@ -331,7 +332,9 @@ impl Sandbox {
                 None => LoadError::Compile(text),
             }
         })?;
-        let typed = |e: wasmtime::Error| LoadError::Compile(format!("{e:#}"));
+        let typed = |e: wasmtime::Error| {
+            LoadError::Compile(untrusted::line(&format!("{e:#}"), untrusted::MESSAGE))
+        };
         let pre = match (kind, contract == CONTRACT_VERSION) {
             (PluginKind::Check, true) => Pre::Check(CheckPre::new(instance_pre).map_err(typed)?),
             (PluginKind::Action, true) => Pre::Action(ActionPre::new(instance_pre).map_err(typed)?),
@@ -371,6 +374,8 @@ impl Sandbox {
                 Box::pin(async move { pre.instantiate(store).await?.describe(store).await })
             })
             .await;
-        result.map_err(|e| LoadError::Describe(e.to_string()))
+        result
+            .map(untrusted::info)
+            .map_err(|e| LoadError::Describe(e.to_string()))
     }
 }

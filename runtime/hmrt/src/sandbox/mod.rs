@@ -4,12 +4,15 @@
 //! Limits on every call: memory (a `ResourceLimiter`), guest CPU (an epoch deadline that also
 //! yields to the executor every tick, so a spinning guest cannot starve other tasks), and wall
 //! clock for the whole call including host I/O (a timeout around it). A call runs in its own
-//! tokio task, so even a panic inside wasmtime ends that call, not hmrt.
+//! tokio task on the guests' own runtime (`pool`), so a panic inside wasmtime ends that call,
+//! not hmrt, and guest CPU never sits in line with the scheduler's timers.
 
 pub mod bindings;
 mod compat;
 mod host;
 mod load;
+mod pool;
+pub(crate) mod untrusted;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,10 +38,6 @@ pub use load::{CONTRACT_VERSION, LoadError, Plugin, PluginKind, SUPPORTED_VERSIO
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Bytes of a guest's stdout and stderr kept for its reason; writes past this fail.
 const GUEST_OUTPUT_BYTES: usize = 16 * 1024;
-/// The longest message a guest may return; it ends up in logs, events and state.
-const GUEST_MESSAGE_BYTES: usize = 4 * 1024;
-/// Metrics kept from one check result.
-const GUEST_METRICS: usize = 64;
 
 /// How the sandbox is sized. Every call waits for one of `max_concurrency` slots, so the
 /// instance pool below can never run out.
@@ -129,7 +128,7 @@ fn guest_said(stderr: &str) -> String {
         .strip_prefix("thread '<unnamed>' ")
         .unwrap_or(&joined)
         .to_string();
-    format!(": {}", crate::text::truncate(&joined, 1024))
+    format!(": {}", untrusted::line(&joined, untrusted::STDERR))
 }
 
 /// What a call left behind besides its result.
@@ -207,6 +206,7 @@ pub struct Sandbox {
     linker: Linker<HostState>,
     backends: Arc<Backends>,
     slots: Arc<Semaphore>,
+    guests: pool::GuestPool,
     _ticker: EpochTicker,
 }
 
@@ -229,6 +229,7 @@ impl Sandbox {
             linker,
             backends: Arc::new(backends),
             slots: Arc::new(Semaphore::new(options.max_concurrency.max(1) as usize)),
+            guests: pool::GuestPool::start()?,
             _ticker: ticker,
         })
     }
@@ -256,12 +257,10 @@ impl Sandbox {
                 Box::pin(async move { pre.instantiate(store).await?.check(store, &arg).await })
             })
             .await;
-        let result = result.map(|mut r| {
-            r.message = crate::text::truncate(&r.message, GUEST_MESSAGE_BYTES).into_owned();
-            r.metrics.truncate(GUEST_METRICS);
-            r
-        });
-        CheckOutcome { result, report }
+        CheckOutcome {
+            result: result.map(untrusted::check_result),
+            report,
+        }
     }
 
     /// Runs `plugin`'s action for `task`. The outer `Result` is the call, the inner one what
@@ -298,24 +297,29 @@ impl Sandbox {
                 })
             })
             .await;
-        let cut = |m: String| crate::text::truncate(&m, GUEST_MESSAGE_BYTES).into_owned();
+        let cut = |m: String| untrusted::line(&m, untrusted::MESSAGE);
         (result.map(|r| r.map(cut).map_err(cut)), report)
     }
 
-    /// Asks `plugin` what `task`'s config would need (or what is wrong with it).
+    /// Asks `plugin` what `task`'s config would need (or what is wrong with it). The call
+    /// runs with no grants at all: validating a config never touches what the task may touch.
     pub async fn validate(
         &self,
         plugin: &Plugin,
         task: &TaskCall,
     ) -> Result<Result<Vec<Need>, String>, CallError> {
-        let arg = wit_task(task);
+        let task = TaskCall {
+            grants: Arc::new(Grants::default()),
+            ..task.clone()
+        };
+        let arg = wit_task(&task);
         let pre = plugin.pre().clone();
         let (result, _report) = self
-            .call(task, move |store| {
+            .call(&task, move |store| {
                 Box::pin(async move { pre.instantiate(store).await?.validate(store, &arg).await })
             })
             .await;
-        result
+        result.map(untrusted::validated)
     }
 
     /// Runs one call in a fresh Store, in its own tokio task, within the task's limits.
@@ -337,7 +341,7 @@ impl Sandbox {
         let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_BYTES);
         let mut store = self.new_store(task, deadline, &stdout, &stderr);
         let limit = task.limits.memory_bytes;
-        let joined = tokio::spawn(async move {
+        let joined = self.guests.spawn(async move {
             let result = tokio::time::timeout(timeout, f(&mut store)).await;
             let state = store.data_mut();
             let denials = std::mem::take(&mut state.call.denials);
@@ -498,12 +502,12 @@ fn classify(
             trap: trap.to_string(),
             stderr: stderr.to_string(),
         },
+        // wasmtime's text can carry names from the guest's own custom sections.
         None => CallError::Trap {
-            trap: format!("{error:#}")
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            trap: untrusted::line(
+                format!("{error:#}").lines().next().unwrap_or_default(),
+                untrusted::MESSAGE,
+            ),
             stderr: stderr.to_string(),
         },
     }
