@@ -194,10 +194,10 @@ impl Registry {
                 self.problems.push(problem);
                 continue;
             }
-            let loaded = match std::fs::read(&file) {
-                Err(e) => Err(Problem::Unreadable {
+            let loaded = match crate::sandbox::read_plugin(&file) {
+                Err(message) => Err(Problem::Unreadable {
                     file: file.clone(),
-                    message: e.to_string(),
+                    message,
                 }),
                 Ok(bytes) => sandbox
                     .load(&bytes)

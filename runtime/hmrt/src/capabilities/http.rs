@@ -7,9 +7,9 @@ use reqwest::{Method, StatusCode, Url};
 
 use super::Capability;
 use crate::sandbox::HostState;
-use crate::sandbox::untrusted;
 use crate::sandbox::bindings::http::{Host, Request, Response};
 use crate::sandbox::bindings::types::HostError;
+use crate::sandbox::untrusted;
 
 /// The one HTTP client: no proxy from the environment (a grant names where traffic goes), no
 /// transparent decompression (the body cap applies to bytes on the wire), no automatic
@@ -19,6 +19,7 @@ pub(super) fn client() -> Result<reqwest::Client, reqwest::Error> {
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
+        .dns_resolver(std::sync::Arc::new(super::addr::VettingResolver))
         .user_agent(concat!("hmrt/", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -37,7 +38,8 @@ fn origin(url: &Url) -> String {
 
 fn parse_url(raw: &str) -> Result<Url, HostError> {
     let shown = || untrusted::line(raw, untrusted::ASKED);
-    let url = Url::parse(raw).map_err(|e| HostError::Invalid(format!("bad URL {}: {e}", shown())))?;
+    let url =
+        Url::parse(raw).map_err(|e| HostError::Invalid(format!("bad URL {}: {e}", shown())))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(HostError::Invalid(format!(
             "bad URL {}: only absolute http and https URLs are supported",
@@ -113,13 +115,12 @@ impl Host for HostState {
         if !call.grants.http.allows(&url) {
             return Err(call.deny(Capability::Http, format!("origin {}", origin(&url))));
         }
-        let mut method = Method::from_bytes(req.method.as_bytes())
-            .map_err(|_| {
-                HostError::Invalid(format!(
-                    "bad HTTP method {}",
-                    untrusted::line(&req.method, 32)
-                ))
-            })?;
+        let mut method = Method::from_bytes(req.method.as_bytes()).map_err(|_| {
+            HostError::Invalid(format!(
+                "bad HTTP method {}",
+                untrusted::line(&req.method, 32)
+            ))
+        })?;
         let headers = guest_headers(&req.headers)?;
         let mut body = req.body;
         let timeout = call.timeout(req.timeout_ms).ok_or(HostError::Timeout)?;
@@ -275,7 +276,9 @@ mod tests {
     #[test]
     fn many_or_big_headers_are_refused_without_a_panic() {
         // 40,000 distinct names once made `HeaderMap::append` panic inside the host call.
-        let many: Vec<_> = (0..40_000).map(|i| header(&format!("x-{i}"), "v")).collect();
+        let many: Vec<_> = (0..40_000)
+            .map(|i| header(&format!("x-{i}"), "v"))
+            .collect();
         assert!(matches!(guest_headers(&many), Err(HostError::Invalid(_))));
         let big = vec![header("x-big", &"v".repeat(MAX_HEADER_BYTES))];
         assert!(matches!(guest_headers(&big), Err(HostError::Invalid(_))));

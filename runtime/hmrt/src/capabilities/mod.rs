@@ -4,6 +4,7 @@
 //! a [`crate::events::Event::CallDenied`] naming the task (the log and the counters read it),
 //! and never a trap.
 
+mod addr;
 mod exec;
 mod http;
 mod log;
@@ -122,6 +123,8 @@ pub(crate) struct CallContext {
     pub(crate) deadline: crate::sandbox::Deadline,
     pub(crate) denials: Vec<Denial>,
     pub(crate) log_lines: u32,
+    /// supervisord state changes made so far (a restart counts two).
+    pub(crate) supervisor_changes: u32,
 }
 
 impl CallContext {

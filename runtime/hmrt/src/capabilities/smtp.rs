@@ -33,7 +33,14 @@ impl Host for HostState {
         let timeout = call.timeout(mail.timeout_ms).ok_or(HostError::Timeout)?;
         let tls = TlsParameters::new(host.clone())
             .map_err(|e| HostError::Failed(format!("TLS setup for {host}: {e}")))?;
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
+        // The relay is dialled at a vetted address; TLS still checks the granted name.
+        let addr = super::addr::resolve(&host, port)
+            .await
+            .map_err(HostError::Failed)?
+            .first()
+            .map(|a| a.ip().to_string())
+            .ok_or_else(|| HostError::Failed(format!("{host} resolves to no address")))?;
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr)
             .port(port)
             .tls(Tls::Opportunistic(tls))
             .timeout(Some(timeout))
@@ -54,7 +61,12 @@ impl Host for HostState {
 fn build(mail: &Mail) -> Result<Message, HostError> {
     let invalid = |what: String| HostError::Invalid(what);
     let mailbox = |text: &str| {
-        Mailbox::from_str(text).map_err(|e| invalid(format!("{text:?} is not an address: {e}")))
+        Mailbox::from_str(text).map_err(|e| {
+            invalid(format!(
+                "{} is not an address: {e}",
+                crate::sandbox::untrusted::line(text, crate::sandbox::untrusted::ASKED)
+            ))
+        })
     };
     if mail.to.is_empty() {
         return Err(invalid("no recipients".into()));

@@ -6,6 +6,10 @@ use crate::sandbox::HostState;
 use crate::sandbox::bindings::supervisor::{Host, ProcessState, ProcessStatus};
 use crate::sandbox::bindings::types::HostError;
 
+/// State changes one call may make: one restart, or a stop and a start. A guest looping on
+/// `restart` inside one action would restart a program outside the policy's backoff and budget.
+const CHANGES_PER_CALL: u32 = 2;
+
 #[derive(Clone, Copy)]
 enum Verb {
     Status,
@@ -28,6 +32,17 @@ impl HostState {
                 "no supervisord configured: set [supervisor] serverurl".into(),
             ));
         };
+        let changes = match verb {
+            Verb::Status => 0,
+            Verb::Start | Verb::Stop => 1,
+            Verb::Restart => 2,
+        };
+        if call.supervisor_changes + changes > CHANGES_PER_CALL {
+            return Err(HostError::Invalid(format!(
+                "one restart (or a stop and a start) per call; {program:?} was not touched"
+            )));
+        }
+        call.supervisor_changes += changes;
         let timeout = call.timeout(0).ok_or(HostError::Timeout)?;
         let request = async {
             match verb {

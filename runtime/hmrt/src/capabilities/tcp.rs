@@ -1,4 +1,5 @@
-//! `tcp`: connect probes to the `host:port` pairs a task grants.
+//! `tcp`: connect probes to the `host:port` pairs a task grants. A granted name reaches only
+//! public addresses (see `addr`).
 
 use std::time::Instant;
 
@@ -23,14 +24,18 @@ impl Host for HostState {
         }
         let timeout = call.timeout(timeout_ms).ok_or(HostError::Timeout)?;
         let started = Instant::now();
-        match tokio::time::timeout(
-            timeout,
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await
-        {
+        let connect = async {
+            let addrs = super::addr::resolve(&host, port)
+                .await
+                .map_err(HostError::Failed)?;
+            // Only the vetted addresses are dialled: a second lookup could answer otherwise.
+            tokio::net::TcpStream::connect(addrs.as_slice())
+                .await
+                .map_err(|e| HostError::Failed(format!("connect to {host}:{port}: {e}")))
+        };
+        match tokio::time::timeout(timeout, connect).await {
             Err(_) => Err(HostError::Timeout),
-            Ok(Err(e)) => Err(HostError::Failed(format!("connect to {host}:{port}: {e}"))),
+            Ok(Err(e)) => Err(e),
             Ok(Ok(_stream)) => Ok(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)),
         }
     }

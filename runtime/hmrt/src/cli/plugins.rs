@@ -3,8 +3,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use super::{bare_sandbox, load_config};
 use crate::registry::Registry;
 
@@ -50,7 +48,8 @@ pub(super) async fn plugins_list(
 }
 
 pub(super) async fn plugins_inspect(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
+    let bytes = crate::sandbox::read_plugin(file)
+        .map_err(|why| anyhow::anyhow!("{}: cannot read: {why}", file.display()))?;
     let sandbox = bare_sandbox().await?;
     let plugin = match sandbox.load(&bytes).await {
         Ok(plugin) => plugin,

@@ -63,11 +63,9 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let total = self
-            .total
-            .saturating_sub(current)
-            .saturating_add(desired);
-        let allowed = total <= self.limit && self.inner.memory_growing(current, desired, maximum)?;
+        let total = self.total.saturating_sub(current).saturating_add(desired);
+        let allowed =
+            total <= self.limit && self.inner.memory_growing(current, desired, maximum)?;
         if allowed {
             self.total = total;
         } else {

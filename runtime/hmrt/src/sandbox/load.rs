@@ -43,6 +43,48 @@ impl std::fmt::Display for PluginKind {
     }
 }
 
+/// The largest plugin file read (a Python or JavaScript component is 20–40 MB).
+pub const MAX_PLUGIN_BYTES: u64 = 128 << 20;
+/// How long compiling one plugin may take before it is given up (a Python component takes
+/// 7–9 s here).
+const COMPILE_TIME: Duration = Duration::from_secs(120);
+
+/// Reads a plugin file: a regular file (a symlink to one is followed) of at most
+/// [`MAX_PLUGIN_BYTES`]. Opened without blocking, so a FIFO or a device dropped into
+/// `plugins/` is refused instead of hanging startup.
+pub fn read_plugin(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    if meta.len() > MAX_PLUGIN_BYTES {
+        return Err(format!(
+            "is {} MiB; a plugin may be at most {} MiB",
+            meta.len() >> 20,
+            MAX_PLUGIN_BYTES >> 20
+        ));
+    }
+    let mut bytes = Vec::new();
+    // The cap holds even if the file grows while it is read.
+    file.take(MAX_PLUGIN_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_PLUGIN_BYTES {
+        return Err(format!(
+            "grew past {} MiB while read",
+            MAX_PLUGIN_BYTES >> 20
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Why bytes are not a plugin hmrt can run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
@@ -274,8 +316,7 @@ impl Sandbox {
             Some([0, b'a', b's', b'm', ..]) => {}
             _ => return Err(LoadError::NotWasm),
         }
-        let component = Component::new(self.engine(), bytes)
-            .map_err(|e| LoadError::Compile(untrusted::line(&format!("{e:#}"), untrusted::MESSAGE)))?;
+        let component = self.compile(bytes).await?;
         let ty = component.component_type();
         let mut kind = None;
         let mut exports = Vec::new();
@@ -355,6 +396,25 @@ impl Sandbox {
                 pre,
             }),
         })
+    }
+
+    /// Compiles off the async workers and under [`COMPILE_TIME`], so a component built to
+    /// make Cranelift work for minutes delays neither the scheduler nor startup. (The thread
+    /// finishes its compile in the background; its result is dropped.)
+    async fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        let engine = self.engine().clone();
+        let bytes = bytes.to_vec();
+        let compiling = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes));
+        match tokio::time::timeout(COMPILE_TIME, compiling).await {
+            Err(_) => Err(LoadError::Compile(format!(
+                "compiling took longer than {} s",
+                COMPILE_TIME.as_secs()
+            ))),
+            Ok(Err(join)) => Err(LoadError::Compile(format!("the compiler failed: {join}"))),
+            Ok(Ok(compiled)) => compiled.map_err(|e| {
+                LoadError::Compile(untrusted::line(&format!("{e:#}"), untrusted::MESSAGE))
+            }),
+        }
     }
 
     async fn describe(&self, pre: &Pre) -> Result<PluginInfo, LoadError> {

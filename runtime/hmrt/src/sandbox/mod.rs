@@ -32,7 +32,10 @@ use bindings::types::Status as WitStatus;
 pub use bindings::types::{Capability as DeclaredCapability, Metric, Need, PluginInfo};
 pub use hmrt_policy::Status;
 pub(crate) use host::{Deadline, HostState};
-pub use load::{CONTRACT_VERSION, LoadError, Plugin, PluginKind, SUPPORTED_VERSIONS};
+pub use load::{
+    CONTRACT_VERSION, LoadError, MAX_PLUGIN_BYTES, Plugin, PluginKind, SUPPORTED_VERSIONS,
+    read_plugin,
+};
 
 /// How often the epoch advances: the granularity of CPU deadlines and of a guest's yields.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -341,17 +344,19 @@ impl Sandbox {
         let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_BYTES);
         let mut store = self.new_store(task, deadline, &stdout, &stderr);
         let limit = task.limits.memory_bytes;
-        let joined = self.guests.spawn(async move {
-            let result = tokio::time::timeout(timeout, f(&mut store)).await;
-            let state = store.data_mut();
-            let denials = std::mem::take(&mut state.call.denials);
-            let memory_hit = state.limiter.memory_limit_hit;
-            // The Store (and the abandoned call in it, if the timeout fired) is dropped here,
-            // inside this task: nothing of a cancelled call outlives it.
-            drop(store);
-            (result, memory_hit, denials)
-        })
-        .await;
+        let joined = self
+            .guests
+            .spawn(async move {
+                let result = tokio::time::timeout(timeout, f(&mut store)).await;
+                let state = store.data_mut();
+                let denials = std::mem::take(&mut state.call.denials);
+                let memory_hit = state.limiter.memory_limit_hit;
+                // The Store (and the abandoned call in it, if the timeout fired) is dropped here,
+                // inside this task: nothing of a cancelled call outlives it.
+                drop(store);
+                (result, memory_hit, denials)
+            })
+            .await;
         let mut report = CallReport {
             denials: Vec::new(),
             stdout: String::from_utf8_lossy(&stdout.contents()).into_owned(),
@@ -402,6 +407,7 @@ impl Sandbox {
                 deadline,
                 denials: Vec::new(),
                 log_lines: 0,
+                supervisor_changes: 0,
             },
         };
         let mut store = Store::new(&self.engine, state);

@@ -3,8 +3,8 @@
 //! made one escaped line and capped here, where it leaves the sandbox, so nothing past the
 //! sandbox has to remember to.
 
-use super::bindings::types::{Capability, Metric, Need, PluginInfo};
 use super::CheckResult;
+use super::bindings::types::{Capability, Metric, Need, PluginInfo};
 
 /// A plugin's name.
 pub(crate) const NAME: usize = 64;
@@ -117,6 +117,9 @@ mod tests {
         assert_eq!(result.metrics[0].unit, "\\u{202e}sm");
         let needs = validated(Ok(vec![Need::Http("h\n".into()); 1000])).unwrap();
         assert_eq!(needs.len(), NEEDS);
-        assert_eq!(validated(Err("bad\nline".into())).unwrap_err(), "bad\\nline");
+        assert_eq!(
+            validated(Err("bad\nline".into())).unwrap_err(),
+            "bad\\nline"
+        );
     }
 }

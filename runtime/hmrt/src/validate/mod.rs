@@ -9,6 +9,8 @@ use crate::registry::Registry;
 use crate::sandbox::{Need, Sandbox, TaskCall};
 use crate::tasks::{Bound, BoundTask, bind};
 
+mod reach;
+
 /// What `hmrt validate` found, in two kinds: `run` refuses to start on the first, and starts
 /// despite the second (the design's exception: a plugin file that cannot load is reported, its
 /// tasks stay `unknown`, and the rest run).
@@ -58,6 +60,9 @@ pub async fn validate_tasks(
             return findings;
         }
     };
+    findings
+        .config
+        .extend(reach::laundering(config).iter().map(ToString::to_string));
     if only.is_none() {
         findings
             .config
