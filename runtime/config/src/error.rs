@@ -86,7 +86,16 @@ impl fmt::Display for ConfigError {
             write!(f, "task {task:?}: ")?;
         }
         if !self.key.is_empty() {
-            write!(f, "{}: ", self.key)?;
+            // A quoted TOML key may hold any character: escaped, so one error stays one line
+            // and a config cannot forge another error's line.
+            for c in self.key.chars() {
+                if c.is_control() {
+                    write!(f, "{}", c.escape_default())?;
+                } else {
+                    write!(f, "{c}")?;
+                }
+            }
+            f.write_str(": ")?;
         }
         f.write_str(&self.message)
     }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod fairness;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

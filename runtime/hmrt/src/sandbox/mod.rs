@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use hmrt_config::Grants;
 use tokio::sync::Semaphore;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -210,6 +210,7 @@ pub struct Sandbox {
     backends: Arc<Backends>,
     slots: Arc<Semaphore>,
     guests: pool::GuestPool,
+    gate: pool::CpuGate,
     _ticker: EpochTicker,
 }
 
@@ -233,6 +234,7 @@ impl Sandbox {
             backends: Arc::new(backends),
             slots: Arc::new(Semaphore::new(options.max_concurrency.max(1) as usize)),
             guests: pool::GuestPool::start()?,
+            gate: pool::CpuGate::new(),
             _ticker: ticker,
         })
     }
@@ -416,13 +418,14 @@ impl Sandbox {
         store.set_hostcall_fuel(8 << 20);
         store.set_max_component_handles(10_000);
         store.set_epoch_deadline(1);
+        let mut turns = self.gate.turns();
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline.0 {
                 Err(Trap::Interrupt.into())
             } else {
                 // Yield at every tick so a guest that never calls the host still shares the
-                // executor with every other task.
-                Ok(UpdateDeadline::Yield(1))
+                // cores with every other call; a heavy one takes turns (see `pool`).
+                Ok(turns.tick())
             }
         });
         store
