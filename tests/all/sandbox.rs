@@ -287,3 +287,40 @@ grants = {{ exec = ["sleep"] }}
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[path = "../../runtime/hmrt/benches/common/fairness.rs"]
+mod fairness;
+
+/// The fairness benchmark's measurement, shorter and with a looser bound: canaries every
+/// 200 ms beside 10 spinning guests keep most of their rhythm (the benchmark's target is 90 %
+/// of the checks made alone, no gap over two intervals).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canaries_keep_their_rhythm_beside_ten_spinning_guests() {
+    let server = HttpServer::start().await;
+    let window = Duration::from_secs(4);
+    let crowded = fairness::run(
+        hmrt_test_artifacts::HOSTILE,
+        &server.origin(),
+        "/",
+        3,
+        10,
+        Duration::from_secs(1),
+        window,
+    )
+    .await;
+    let nominal = 3 * (window.as_millis() / fairness::CANARY_INTERVAL.as_millis()) as usize;
+    eprintln!(
+        "measured: canaries beside 10 spinning guests: {} of {nominal} nominal checks, worst gap {:?}",
+        crowded.checks, crowded.worst_gap
+    );
+    assert!(
+        crowded.checks * 4 >= nominal * 3,
+        "canaries made {} of {nominal} checks beside spinning guests",
+        crowded.checks
+    );
+    assert!(
+        crowded.worst_gap < fairness::CANARY_INTERVAL * 3,
+        "a canary waited {:?} between two checks",
+        crowded.worst_gap
+    );
+}

@@ -31,8 +31,8 @@ fn main() {
     let origin = format!("http://127.0.0.1:{}", server.port);
     let hostile = hmrt_test_artifacts::HOSTILE;
     let warmup = Duration::from_secs(2);
-    let alone = runtime.block_on(run(hostile, &origin, 5, 0, warmup, window));
-    let crowded = runtime.block_on(run(hostile, &origin, 5, 10, warmup, window));
+    let alone = runtime.block_on(run(hostile, &origin, "/health", 5, 0, warmup, window));
+    let crowded = runtime.block_on(run(hostile, &origin, "/health", 5, 10, warmup, window));
     let ratio = crowded.checks as f64 / alone.checks.max(1) as f64;
     println!();
     println!(

@@ -41,11 +41,13 @@ impl Subscriber for Finished {
     }
 }
 
-/// Runs `canaries` http tasks against `origin` (`http://127.0.0.1:P`, serving `/health`) beside
-/// `spinners` spinning guests for `window` after `warmup`, and says what the canaries did.
+/// Runs `canaries` http tasks against `origin` (`http://127.0.0.1:P`, answering 200 at `path`)
+/// beside `spinners` spinning guests for `window` after `warmup`, and says what the canaries
+/// did.
 pub async fn run(
     hostile_wasm: &str,
     origin: &str,
+    path: &str,
     canaries: usize,
     spinners: usize,
     warmup: Duration,
@@ -57,7 +59,7 @@ pub async fn run(
     let mut text = String::from("[defaults]\ntimeout = \"1s\"\n");
     for i in 0..canaries {
         text.push_str(&format!(
-            "[[task]]\nname = \"canary{i}\"\ncheck = \"http\"\ninterval = \"{}ms\"\nconfig = {{ url = \"{origin}/health\" }}\ngrants = {{ http = [\"{origin}\"] }}\n",
+            "[[task]]\nname = \"canary{i}\"\ncheck = \"http\"\ninterval = \"{}ms\"\nconfig = {{ url = \"{origin}{path}\" }}\ngrants = {{ http = [\"{origin}\"] }}\n",
             CANARY_INTERVAL.as_millis()
         ));
     }
