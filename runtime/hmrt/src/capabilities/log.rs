@@ -6,7 +6,7 @@ use crate::sandbox::bindings::log::{Host, Level};
 impl Host for HostState {
     async fn write(&mut self, level: Level, message: String) {
         let call = &mut self.call;
-        call.log_lines += 1;
+        call.log_lines = call.log_lines.saturating_add(1);
         let limits = call.backends.limits;
         if call.log_lines > limits.log_lines_per_call {
             if call.log_lines == limits.log_lines_per_call + 1 {
