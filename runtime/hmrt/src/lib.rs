@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod events;
 pub mod heartbeat;
 pub mod journal;
+pub mod notify;
 pub mod registry;
 pub mod sandbox;
 pub mod simulate;

@@ -74,6 +74,17 @@ pub(super) async fn run(file: &Path) -> anyhow::Result<ExitCode> {
     if let Some(alerts) = &alerts {
         subscribers.push(alerts.clone());
     }
+    let readiness = crate::notify::wanted().then(|| {
+        crate::notify::Readiness::new(
+            tasks
+                .iter()
+                .filter(|t| t.config.check != crate::heartbeat::CHECK_NAME)
+                .map(|t| t.name().to_string()),
+        )
+    });
+    if let Some(readiness) = &readiness {
+        subscribers.push(readiness.clone());
+    }
     let daemon = Daemon::new(&config, sandbox.clone(), tasks, subscribers, clock.clone())?;
     for problem in registry.problems() {
         daemon.events().emit(
@@ -84,6 +95,7 @@ pub(super) async fn run(file: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
+    let watchdog_stop = api_stopped.clone();
     let server = match api {
         Some(api) => Some(
             api.serve(&daemon, clock.clone(), alerts.clone(), api_stopped.clone())
@@ -96,8 +108,22 @@ pub(super) async fn run(file: &Path) -> anyhow::Result<ExitCode> {
         let events = daemon.events().clone();
         tokio::spawn(alerts.deliver(sandbox, events, clock.clone(), api_stopped))
     });
-    daemon.run(crate::daemon::shutdown_signal()).await?;
+    if let Some(readiness) = readiness {
+        tokio::spawn(readiness.at_the_latest());
+    }
+    let watchdog = tokio::spawn(crate::notify::watchdog(
+        daemon.liveness(),
+        clock.clone(),
+        watchdog_stop,
+    ));
+    daemon
+        .run(async {
+            crate::daemon::shutdown_signal().await;
+            crate::notify::stopping();
+        })
+        .await?;
     let _ = stop_api.send(true);
+    let _ = watchdog.await;
     if let Some(delivering) = delivering {
         delivering
             .await
