@@ -1,8 +1,10 @@
 //! Grants: what a check or an action may touch. Deny by default: a kind not written grants
-//! nothing, and every kind is an exact allow-list with no wildcards, so what a task may reach can
-//! be read off the config line by line.
+//! nothing, and every kind is an exact allow-list with no wildcards (the one exception, `*` and
+//! `**` in an exec grant's `args`, stands for whole arguments), so what a task may reach can be
+//! read off the config line by line.
 
 use std::ffi::OsStr;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use url::Url;
@@ -119,19 +121,127 @@ pub(crate) fn parse_http_origin(text: &str) -> Result<(String, String, u16), Str
     Ok((scheme.to_string(), host, port))
 }
 
-/// One granted program.
+/// One granted program, with the arguments it may be run with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecProgram {
     /// The program as written in the grant: a bare name or an absolute path.
     pub name: String,
     /// The absolute path it resolved to when the config was loaded.
     pub path: PathBuf,
+    /// The arguments this grant allows: any for a bare-string grant, else the `args` patterns.
+    pub args: ExecArgs,
     /// Where the grant is written.
     pub location: Location,
 }
 
+impl fmt::Display for ExecProgram {
+    /// `find with args ["/var/log", "-name", "*"]`, `pg_isready with any arguments`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.args {
+            ExecArgs::Any => write!(f, "{} with any arguments", self.name),
+            args => write!(f, "{} with args {args}", self.name),
+        }
+    }
+}
+
+/// One element of an exec grant's `args` pattern; each matches one argument, except `**`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgPattern {
+    /// This argument, byte for byte.
+    Exact(String),
+    /// `*`: exactly one argument, of any value (a literal `*` included).
+    One,
+    /// `**`, only as the last element: zero or more remaining arguments, of any value.
+    Rest,
+}
+
+/// The arguments an exec grant allows.
+///
+/// A bare-string grant (`exec = ["pg_isready"]`) allows any arguments. The table form
+/// (`exec = [{ program = "find", args = ["/var/log", "-name", "*"] }]`) allows exactly the
+/// argument lists its pattern matches: each element matches one argument exactly, `*` matches
+/// one argument of any value, `**` (only last) matches whatever arguments remain, and
+/// `args = []` allows no arguments at all. Nothing else is special: no prefixes, no globs
+/// inside an argument, so `-name` never matches `-exec`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecArgs {
+    /// Any arguments (a bare-string grant).
+    Any,
+    /// Arguments matching these patterns, element by element.
+    Pattern(Vec<ArgPattern>),
+}
+
+impl ExecArgs {
+    /// Reads an `args` pattern as written. `Err` names the index of an element it refuses (a
+    /// `**` that is not last) and why.
+    pub fn parse<S: AsRef<str>>(written: &[S]) -> Result<ExecArgs, (usize, String)> {
+        let last = written.len().saturating_sub(1);
+        let mut patterns = Vec::with_capacity(written.len());
+        for (i, element) in written.iter().enumerate() {
+            patterns.push(match element.as_ref() {
+                "*" => ArgPattern::One,
+                "**" if i == last => ArgPattern::Rest,
+                "**" => {
+                    let why = "\"**\" matches all the remaining arguments, so it may only be the \
+                               last element of args";
+                    return Err((i, why.to_string()));
+                }
+                exact => ArgPattern::Exact(exact.to_string()),
+            });
+        }
+        Ok(ExecArgs::Pattern(patterns))
+    }
+
+    /// Whether a call with these arguments (not counting the program itself) is allowed.
+    pub fn matches<S: AsRef<str>>(&self, args: &[S]) -> bool {
+        let ExecArgs::Pattern(patterns) = self else {
+            return true;
+        };
+        let mut args = args.iter();
+        for pattern in patterns {
+            match pattern {
+                ArgPattern::Rest => return true,
+                ArgPattern::One => {
+                    if args.next().is_none() {
+                        return false;
+                    }
+                }
+                ArgPattern::Exact(want) => {
+                    if args.next().is_none_or(|a| a.as_ref() != want) {
+                        return false;
+                    }
+                }
+            }
+        }
+        args.next().is_none()
+    }
+}
+
+impl fmt::Display for ExecArgs {
+    /// As written in the config: `["/var/log", "-name", "*"]`; `any arguments` for a bare grant.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ExecArgs::Pattern(patterns) = self else {
+            return f.write_str("any arguments");
+        };
+        f.write_str("[")?;
+        for (i, pattern) in patterns.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            match pattern {
+                ArgPattern::Exact(arg) => write!(f, "{arg:?}")?,
+                ArgPattern::One => f.write_str("\"*\"")?,
+                ArgPattern::Rest => f.write_str("\"**\"")?,
+            }
+        }
+        f.write_str("]")
+    }
+}
+
 /// Exec grants: programs, resolved to absolute paths when the config loads (a bare name through
-/// the `PATH` of the hmrt process), so a later change of `PATH` cannot change what runs.
+/// the `PATH` of the hmrt process), so a later change of `PATH` cannot change what runs, each
+/// with the arguments it may be given. Several grants of one program are alternatives: a call
+/// is allowed when any of them allows its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExecGrants {
     /// The granted programs, in the order written.
@@ -139,13 +249,24 @@ pub struct ExecGrants {
 }
 
 impl ExecGrants {
-    /// The absolute path to run for `requested`, if it is granted. A guest may ask for a program
-    /// by the name written in the grant or by its resolved absolute path; nothing else matches.
+    /// The absolute path to run for `requested`, if it is granted with any arguments at all. A
+    /// guest may ask for a program by the name written in the grant or by its resolved absolute
+    /// path; nothing else matches. Whether a call's arguments are allowed is [`Self::allow`].
     pub fn resolve(&self, requested: &str) -> Option<&Path> {
         self.programs
             .iter()
             .find(|p| p.name == requested || p.path.as_os_str() == OsStr::new(requested))
             .map(|p| p.path.as_path())
+    }
+
+    /// The grant that allows running `requested` with `args`, if one does. Grants are of the
+    /// same program when they resolved to the same path (`find` and `/usr/bin/find` are one
+    /// program), and any of them may allow the call.
+    pub fn allow<S: AsRef<str>>(&self, requested: &str, args: &[S]) -> Option<&ExecProgram> {
+        let path = self.resolve(requested)?;
+        self.programs
+            .iter()
+            .find(|p| p.path == path && p.args.matches(args))
     }
 }
 
@@ -449,6 +570,7 @@ mod tests {
             programs: vec![ExecProgram {
                 name: "tool".into(),
                 path: bin.clone(),
+                args: ExecArgs::Any,
                 location: loc(),
             }],
         };
@@ -456,5 +578,156 @@ mod tests {
         assert_eq!(g.resolve(bin.to_str().unwrap()), Some(bin.as_path()));
         assert_eq!(g.resolve("plain"), None);
         assert_eq!(g.resolve("/bin/tool"), None);
+    }
+
+    fn pattern(written: &[&str]) -> ExecArgs {
+        ExecArgs::parse(written).unwrap()
+    }
+
+    #[test]
+    fn exec_args_exact_and_one() {
+        let p = pattern(&["/var/log", "-name", "*"]);
+        assert!(p.matches(&["/var/log", "-name", "x.log"]));
+        assert!(p.matches(&["/var/log", "-name", "*"]));
+        assert!(p.matches(&["/var/log", "-name", ""]));
+        // `*` is exactly one argument: not none, not two.
+        assert!(!p.matches(&["/var/log", "-name"]));
+        assert!(!p.matches(&["/var/log", "-name", "x", "-exec"]));
+        // Exact elements compare whole arguments, byte for byte.
+        assert!(!p.matches(&["/", "-name", "x"]));
+        assert!(!p.matches(&["/var/log", "-exec", "x"]));
+        assert!(!p.matches(&["/var/log/", "-name", "x"]));
+        assert!(!p.matches(&["/var/log", "-Name", "x"]));
+        assert!(!p.matches(&["/var/log", "-name=x", "x"]));
+    }
+
+    #[test]
+    fn exec_args_rest_and_none() {
+        let none = pattern(&[]);
+        assert!(none.matches::<&str>(&[]));
+        assert!(!none.matches(&[""]));
+        let rest = pattern(&["status", "**"]);
+        assert!(rest.matches(&["status"]));
+        assert!(rest.matches(&["status", "a", "b", "c"]));
+        assert!(!rest.matches::<&str>(&[]));
+        assert!(!rest.matches(&["stop", "a"]));
+        assert!(pattern(&["**"]).matches::<&str>(&[]));
+        assert!(pattern(&["**"]).matches(&["--checkpoint-action=exec=sh"]));
+        assert!(pattern(&["*", "**"]).matches(&["a"]));
+        assert!(!pattern(&["*", "**"]).matches::<&str>(&[]));
+        assert!(ExecArgs::Any.matches(&["-exec", "rm", "{}", ";"]));
+    }
+
+    #[test]
+    fn exec_args_double_star_only_last() {
+        assert_eq!(ExecArgs::parse(&["**", "x"]).unwrap_err().0, 0);
+        assert_eq!(ExecArgs::parse(&["a", "**", "**"]).unwrap_err().0, 1);
+        assert!(
+            ExecArgs::parse(&["**", "x"])
+                .unwrap_err()
+                .1
+                .contains("last element")
+        );
+        // A star inside an argument is not a wildcard.
+        let p = pattern(&["-name", "*.log"]);
+        assert!(p.matches(&["-name", "*.log"]));
+        assert!(!p.matches(&["-name", "x.log"]));
+    }
+
+    #[test]
+    fn exec_args_display_as_written() {
+        assert_eq!(
+            pattern(&["/var/log", "*", "**"]).to_string(),
+            r#"["/var/log", "*", "**"]"#
+        );
+        assert_eq!(pattern(&[]).to_string(), "[]");
+        assert_eq!(ExecArgs::Any.to_string(), "any arguments");
+        let program = |args| ExecProgram {
+            name: "find".into(),
+            path: "/usr/bin/find".into(),
+            args,
+            location: loc(),
+        };
+        assert_eq!(
+            program(pattern(&["-name", "*"])).to_string(),
+            r#"find with args ["-name", "*"]"#
+        );
+        assert_eq!(
+            program(ExecArgs::Any).to_string(),
+            "find with any arguments"
+        );
+    }
+
+    #[test]
+    fn exec_grants_load_in_both_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("probe");
+        std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let text = r#"
+[[task]]
+name = "web"
+check = "command"
+grants = { exec = [
+  "probe",
+  { program = "probe", args = ["-c", "*", "**"] },
+  { program = "probe", args = [] },
+] }
+"#;
+        let path_env = dir.path().as_os_str();
+        let config = crate::Config::parse(text, Path::new("t.toml"), Some(path_env)).unwrap();
+        let exec = &config.tasks[0].grants.exec;
+        let args: Vec<String> = exec.programs.iter().map(|p| p.args.to_string()).collect();
+        assert_eq!(args, ["any arguments", r#"["-c", "*", "**"]"#, "[]"]);
+        assert!(exec.programs.iter().all(|p| p.path == bin));
+        assert_eq!(exec.programs[1].location.line, 7);
+        assert_eq!(exec.programs[1].location.column, 15);
+    }
+
+    #[test]
+    fn exec_grants_of_one_program_are_alternatives() {
+        let grant = |name: &str, args| ExecProgram {
+            name: name.into(),
+            path: "/usr/bin/find".into(),
+            args,
+            location: loc(),
+        };
+        let g = ExecGrants {
+            programs: vec![
+                grant("find", pattern(&["/var/log", "-name", "*"])),
+                grant("/usr/bin/find", pattern(&["/tmp"])),
+                ExecProgram {
+                    name: "tar".into(),
+                    path: "/usr/bin/tar".into(),
+                    args: pattern(&["-tf", "*"]),
+                    location: loc(),
+                },
+            ],
+        };
+        assert!(g.allow("find", &["/var/log", "-name", "a"]).is_some());
+        // The second grant, of the same path, is an alternative for either name.
+        assert_eq!(
+            g.allow("find", &["/tmp"]).map(|p| p.name.as_str()),
+            Some("/usr/bin/find")
+        );
+        assert!(
+            g.allow("/usr/bin/find", &["/var/log", "-name", "a"])
+                .is_some()
+        );
+        assert!(g.allow("find", &["/", "-exec", "sh", ";"]).is_none());
+        assert!(g.allow("find", &["/tmp", "-delete"]).is_none());
+        // Another program's pattern never helps.
+        assert!(g.allow("find", &["-tf", "x"]).is_none());
+        assert!(g.allow("tar", &["-tf", "x"]).is_some());
+        assert!(
+            g.allow("tar", &["-xf", "x", "--checkpoint-action=exec=sh"])
+                .is_none()
+        );
+        assert!(g.allow("sh", &["-c", "x"]).is_none());
+        assert_eq!(g.resolve("find"), Some(Path::new("/usr/bin/find")));
     }
 }

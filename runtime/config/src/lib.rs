@@ -26,8 +26,8 @@ use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use grants::{
-    ExecGrants, ExecProgram, Grants, HttpGrants, HttpOrigin, SupervisorGrants, SupervisorProgram,
-    TcpEndpoint, TcpGrants, parse_endpoint,
+    ArgPattern, ExecArgs, ExecGrants, ExecProgram, Grants, HttpGrants, HttpOrigin,
+    SupervisorGrants, SupervisorProgram, TcpEndpoint, TcpGrants, parse_endpoint,
 };
 pub use hmrt_policy::PolicyConfig;
 pub use url::Url;

@@ -11,8 +11,8 @@ use super::settings::{self, Layer};
 use super::{At, Parser, Scope, Span, Table, Value};
 use crate::grants::{parse_endpoint, parse_http_origin, resolve_exec};
 use crate::{
-    ActionConfig, DEFAULT_ACTION_TIMEOUT, ExecProgram, Grants, HttpOrigin, Location, PluginConfig,
-    SupervisorProgram, TcpEndpoint,
+    ActionConfig, DEFAULT_ACTION_TIMEOUT, ExecArgs, ExecProgram, Grants, HttpOrigin, Location,
+    PluginConfig, SupervisorProgram, TcpEndpoint,
 };
 
 /// Keys only a task may have: they name what is specific to one task.
@@ -21,6 +21,7 @@ pub(super) const TASK_ONLY_KEYS: &[&str] =
     &["name", "program", "check", "config", "grants", "on_failure", "depends_on", "labels"];
 const GRANT_KEYS: &[&str] = &["http", "exec", "supervisor", "tcp", "smtp"];
 const ACTION_KEYS: &[&str] = &["action", "config", "grants", "timeout"];
+const EXEC_KEYS: &[&str] = &["program", "args"];
 
 /// A `[[task]]` as read, before names, dependencies and defaults are resolved across tasks.
 pub(super) struct RawTask {
@@ -284,15 +285,7 @@ impl Parser<'_> {
                 location,
             })
         });
-        let path_env = self.path_env;
-        grants.exec.programs = self.each_grant(&g, "exec", |name, location| {
-            let path = resolve_exec(&name, path_env)?;
-            Ok(ExecProgram {
-                name,
-                path,
-                location,
-            })
-        });
+        grants.exec.programs = self.exec_grants(&g);
         // Each grant names exactly one program: "grp:" or "*" would grant a whole group.
         grants.supervisor.programs = self.each_grant(&g, "supervisor", |name, location| {
             match program::problem(&name) {
@@ -314,6 +307,102 @@ impl Parser<'_> {
             });
         }
         grants
+    }
+
+    /// `exec = [...]`: each element a program name (any arguments) or a table
+    /// `{ program = "...", args = [...] }` (arguments matching the pattern); one it refuses is
+    /// reported at its own index, or at its own key inside the table.
+    fn exec_grants(&mut self, g: &Table<'_>) -> Vec<ExecProgram> {
+        let Some(value) = g.get("exec") else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = value.get_ref() else {
+            let want = "an array of program names or { program, args } tables";
+            self.type_error(value, &g.scope, "exec", want);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let key = format!("exec[{i}]");
+            let granted = match item.get_ref() {
+                DeValue::String(name) => {
+                    let name = At::new(nonempty(name), item.span());
+                    self.ok(name, &g.scope, &key)
+                        .and_then(|name| self.exec_program(g, &key, name, ExecArgs::Any))
+                }
+                DeValue::Table(map) => {
+                    let (span, scope) = (item.span(), g.scope.child(&key));
+                    self.exec_table(&Table { map, span, scope })
+                }
+                _ => {
+                    let want = "a program name or a table { program = \"...\", args = [...] }";
+                    self.type_error(item, &g.scope, &key, want);
+                    None
+                }
+            };
+            out.extend(granted);
+        }
+        out
+    }
+
+    /// `{ program = "find", args = ["/var/log", "-name", "*"] }`: both keys required, so a table
+    /// never silently grants any arguments (the bare string does that, and says so).
+    fn exec_table(&mut self, t: &Table<'_>) -> Option<ExecProgram> {
+        self.check_keys(t, EXEC_KEYS, |_| None);
+        let name = self.required_string(t, "program");
+        let args = self.exec_args(t);
+        self.exec_program(t, "program", name?, args?)
+    }
+
+    /// The `args` pattern of an exec grant table: strings only, `**` only last.
+    fn exec_args(&mut self, t: &Table<'_>) -> Option<ExecArgs> {
+        let Some(value) = t.get("args") else {
+            let message = "missing required key; write args = [] for no arguments, or the \
+                           program name alone (a string, not a table) for any arguments";
+            self.error(&t.span, &t.scope, "args", message);
+            return None;
+        };
+        let DeValue::Array(items) = value.get_ref() else {
+            self.type_error(value, &t.scope, "args", "an array of strings");
+            return None;
+        };
+        let mut written = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match item.get_ref() {
+                DeValue::String(s) => written.push(s.as_ref()),
+                _ => self.type_error(item, &t.scope, &format!("args[{i}]"), "a string"),
+            }
+        }
+        if written.len() < items.len() {
+            return None;
+        }
+        match ExecArgs::parse(&written) {
+            Ok(args) => Some(args),
+            Err((i, message)) => {
+                let key = format!("args[{i}]");
+                self.error(&items[i].span(), &t.scope, &key, message);
+                None
+            }
+        }
+    }
+
+    /// One exec grant, its program resolved to an absolute path; a program that does not
+    /// resolve is reported at `name`, as `key` of `t`.
+    fn exec_program(
+        &mut self,
+        t: &Table<'_>,
+        key: &str,
+        name: At<String>,
+        args: ExecArgs,
+    ) -> Option<ExecProgram> {
+        let path = At::new(resolve_exec(&name.v, self.path_env), name.span.clone());
+        let path = self.ok(path, &t.scope, key)?;
+        Some(ExecProgram {
+            location: self.loc(&name.span),
+            name: name.v,
+            path: path.v,
+            args,
+        })
     }
 
     /// The grants of one kind, each read by `grant` from its text and location; one it refuses
