@@ -4,6 +4,7 @@
 pub use hmrt_test_support::supervisord;
 
 mod process;
+pub mod recording;
 pub mod switchboard;
 
 pub use process::HmrtProcess;

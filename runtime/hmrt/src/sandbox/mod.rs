@@ -505,6 +505,15 @@ fn classify(
             stderr: stderr.to_string(),
         };
     }
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return CallError::Trap {
+            trap: format!(
+                "the plugin exited (exit status {}) instead of returning",
+                exit.0
+            ),
+            stderr: stderr.to_string(),
+        };
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::Timeout(timeout),
         Some(trap) => CallError::Trap {
