@@ -15,7 +15,10 @@ fn next(socket: &UnixDatagram, deadline: Instant) -> Option<(Instant, String)> {
         .ok()?;
     let mut buf = [0u8; 4096];
     let n = socket.recv(&mut buf).ok()?;
-    Some((Instant::now(), String::from_utf8_lossy(&buf[..n]).into_owned()))
+    Some((
+        Instant::now(),
+        String::from_utf8_lossy(&buf[..n]).into_owned(),
+    ))
 }
 
 /// Reads datagrams until one contains `wanted`; panics with what came instead.

@@ -22,7 +22,11 @@ fn main() {
         return;
     }
     let full = std::env::args().any(|a| a == "--bench");
-    let window = if full { Duration::from_secs(30) } else { Duration::from_secs(2) };
+    let window = if full {
+        Duration::from_secs(30)
+    } else {
+        Duration::from_secs(2)
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -42,7 +46,10 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!("{:>28}  {:>8}  {:>10}", "", "checks", "worst gap");
-    println!("{:>28}  {:>8}  {:>10.0?}", "alone", alone.checks, alone.worst_gap);
+    println!(
+        "{:>28}  {:>8}  {:>10.0?}",
+        "alone", alone.checks, alone.worst_gap
+    );
     println!(
         "{:>28}  {:>8}  {:>10.0?}",
         "beside 10 spinning guests", crowded.checks, crowded.worst_gap

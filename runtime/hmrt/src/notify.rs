@@ -7,8 +7,8 @@
 //! Readiness is an output like any other: a subscriber of the event stream.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmrt_policy::Timestamp;
@@ -56,7 +56,10 @@ impl Readiness {
     pub fn ready(&self, status: &str) {
         if !self.sent.swap(true, Ordering::SeqCst) {
             send(&[NotifyState::Ready, NotifyState::Status(status)]);
-            tracing::info!(event = "notify", "told the service manager: ready ({status})");
+            tracing::info!(
+                event = "notify",
+                "told the service manager: ready ({status})"
+            );
         }
     }
 
@@ -102,7 +105,11 @@ pub async fn watchdog(
             warned = false;
         } else if !warned {
             // No ping: systemd restarts hmrt when the period runs out, as it should.
-            tracing::error!(event = "notify", "task loops stalled ({}): the watchdog is no longer pinged", stalled.join(", "));
+            tracing::error!(
+                event = "notify",
+                "task loops stalled ({}): the watchdog is no longer pinged",
+                stalled.join(", ")
+            );
             warned = true;
         }
         tokio::select! {

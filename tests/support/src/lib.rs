@@ -17,7 +17,12 @@
 
 pub mod alertmanager;
 pub mod chromium;
+pub mod dbus;
+pub mod docker;
 pub mod http;
+pub mod mosquitto;
+pub mod postgres;
 pub mod prometheus;
+pub mod redis;
 pub mod smtp;
 pub mod supervisord;
