@@ -55,7 +55,7 @@ fn plugins_inspect_says_what_a_plugin_is_and_may_touch() {
     assert_eq!(value["capabilities"], serde_json::json!(["http"]));
     let imports = value["imports"].as_array().expect("imports");
     assert!(
-        imports.iter().any(|i| i == "hmrt:plugin/http@0.2.0"),
+        imports.iter().any(|i| i == "hmrt:plugin/http@0.3.0"),
         "{imports:?}"
     );
 
@@ -63,7 +63,7 @@ fn plugins_inspect_says_what_a_plugin_is_and_may_touch() {
     assert_ne!(code, 0);
     assert!(
         stderr.contains("built against hmrt:plugin@0.0.1")
-            && stderr.contains("hmrt:plugin@0.2.0 or @0.1.0"),
+            && stderr.contains("hmrt:plugin@0.3.0 or @0.2.0 or @0.1.0"),
         "{stderr}"
     );
 }

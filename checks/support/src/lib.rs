@@ -34,13 +34,19 @@ pub mod action_world {
         export_macro_name: "export_action",
         default_bindings_module: "hmrt_plugin::action_world",
         with: {
-            "hmrt:plugin/types@0.2.0": crate::check_world::hmrt::plugin::types,
-            "hmrt:plugin/http@0.2.0": crate::check_world::hmrt::plugin::http,
-            "hmrt:plugin/exec@0.2.0": crate::check_world::hmrt::plugin::exec,
-            "hmrt:plugin/supervisor@0.2.0": crate::check_world::hmrt::plugin::supervisor,
-            "hmrt:plugin/tcp@0.2.0": crate::check_world::hmrt::plugin::tcp,
-            "hmrt:plugin/smtp@0.2.0": crate::check_world::hmrt::plugin::smtp,
-            "hmrt:plugin/log@0.2.0": crate::check_world::hmrt::plugin::log,
+            "hmrt:plugin/types@0.3.0": crate::check_world::hmrt::plugin::types,
+            "hmrt:plugin/http@0.3.0": crate::check_world::hmrt::plugin::http,
+            "hmrt:plugin/exec@0.3.0": crate::check_world::hmrt::plugin::exec,
+            "hmrt:plugin/supervisor@0.3.0": crate::check_world::hmrt::plugin::supervisor,
+            "hmrt:plugin/tcp@0.3.0": crate::check_world::hmrt::plugin::tcp,
+            "hmrt:plugin/smtp@0.3.0": crate::check_world::hmrt::plugin::smtp,
+            "hmrt:plugin/system@0.3.0": crate::check_world::hmrt::plugin::system,
+            "hmrt:plugin/process@0.3.0": crate::check_world::hmrt::plugin::process,
+            "hmrt:plugin/files@0.3.0": crate::check_world::hmrt::plugin::files,
+            "hmrt:plugin/docker@0.3.0": crate::check_world::hmrt::plugin::docker,
+            "hmrt:plugin/systemd@0.3.0": crate::check_world::hmrt::plugin::systemd,
+            "hmrt:plugin/scratch@0.3.0": crate::check_world::hmrt::plugin::scratch,
+            "hmrt:plugin/log@0.3.0": crate::check_world::hmrt::plugin::log,
         },
     });
 }
@@ -49,7 +55,9 @@ pub mod action_world {
 pub use action_world::export_action;
 /// `export_check!(MyCheck)` exports `MyCheck`, a [`check::Guest`], as the plugin's check.
 pub use check_world::export_check;
-pub use check_world::hmrt::plugin::{exec, http, log, smtp, supervisor, tcp, types};
+pub use check_world::hmrt::plugin::{
+    docker, exec, files, http, log, process, scratch, smtp, supervisor, system, systemd, tcp, types,
+};
 
 /// What a check plugin implements (`check-plugin`): [`check::Guest`] and its result type.
 pub mod check {

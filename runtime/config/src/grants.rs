@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use url::Url;
 
 use crate::Location;
+use crate::host_grants::{FileGrants, NamedGrants};
 
 /// The grants of one check or one action.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -24,6 +25,17 @@ pub struct Grants {
     pub tcp: TcpGrants,
     /// SMTP relays (`host:port`) the plugin may send email through.
     pub smtp: TcpGrants,
+    /// Host resources the plugin may read (`cpu`, `memory`, `load`, `disk:/`, `network:eth0`).
+    pub system: NamedGrants,
+    /// Services whose process figures the plugin may read (`supervisor:web`, `docker:app`,
+    /// `systemd:nginx.service`).
+    pub process: NamedGrants,
+    /// Paths the plugin may read.
+    pub files: FileGrants,
+    /// Docker containers the plugin may inspect and control.
+    pub docker: NamedGrants,
+    /// systemd units the plugin may inspect and control.
+    pub systemd: NamedGrants,
 }
 
 impl Grants {
@@ -34,6 +46,11 @@ impl Grants {
             && self.supervisor.programs.is_empty()
             && self.tcp.endpoints.is_empty()
             && self.smtp.endpoints.is_empty()
+            && self.system.is_empty()
+            && self.process.is_empty()
+            && self.files.is_empty()
+            && self.docker.is_empty()
+            && self.systemd.is_empty()
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod error;
 mod grants;
+mod host_grants;
 mod parse;
 mod values;
 
@@ -28,6 +29,10 @@ pub use error::{ConfigError, ConfigErrors, Location};
 pub use grants::{
     ArgPattern, ExecArgs, ExecGrants, ExecProgram, Grants, HttpGrants, HttpOrigin,
     SupervisorGrants, SupervisorProgram, TcpEndpoint, TcpGrants, parse_endpoint,
+};
+pub use host_grants::{
+    FileGrant, FileGrants, NamedGrant, NamedGrants, SYSTEM_FORMS, parse_container,
+    parse_file_grant, parse_process_grant, parse_system_grant, parse_unit,
 };
 pub use hmrt_policy::PolicyConfig;
 pub use url::Url;
@@ -54,6 +59,10 @@ pub struct Config {
     pub api: ApiConfig,
     /// The `[supervisor]` section, if written.
     pub supervisor: Option<SupervisorConfig>,
+    /// The `[docker]` section, with defaults applied.
+    pub docker: DockerConfig,
+    /// The `[systemd]` section, with defaults applied.
+    pub systemd: SystemdConfig,
     /// The `[[task]]` tables, in file order.
     pub tasks: Vec<TaskConfig>,
     /// The `[[alert]]` routes, in file order.
@@ -129,6 +138,28 @@ pub struct ApiConfig {
     /// The environment variable holding the bearer token of the mutating routes. Unset: the
     /// API reads only (every mutating route answers 401), which only a loopback `listen` allows.
     pub token_env: Option<String>,
+}
+
+/// The `[docker]` section: where the Docker Engine API listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerConfig {
+    /// The engine's Unix socket (`host = "unix:///var/run/docker.sock"`, the default).
+    pub socket: PathBuf,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            socket: PathBuf::from("/var/run/docker.sock"),
+        }
+    }
+}
+
+/// The `[systemd]` section: which D-Bus bus systemd's API is on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SystemdConfig {
+    /// A D-Bus address (`bus = "unix:path=/run/dbus/system_bus_socket"`); none: the system bus.
+    pub bus: Option<String>,
 }
 
 /// The `[supervisor]` section: how to reach supervisord.

@@ -21,8 +21,8 @@ use toml::de::{DeTable, DeValue};
 use crate::error::LineIndex;
 use crate::values::parse_serverurl;
 use crate::{
-    ApiConfig, Config, ConfigError, ConfigErrors, DEFAULT_MAX_CONCURRENCY, Location, RuntimeConfig,
-    SupervisorConfig,
+    ApiConfig, Config, ConfigError, ConfigErrors, DEFAULT_MAX_CONCURRENCY, DockerConfig, Location,
+    RuntimeConfig, SupervisorConfig, SystemdConfig,
 };
 use settings::{Layer, Pass};
 
@@ -33,6 +33,8 @@ const TOP_KEYS: &[&str] = &[
     "runtime",
     "api",
     "supervisor",
+    "docker",
+    "systemd",
     "defaults",
     "task",
     "alert",
@@ -41,6 +43,8 @@ const TOP_KEYS: &[&str] = &[
 const API_KEYS: &[&str] = &["token_env"];
 const RUNTIME_KEYS: &[&str] = &["plugins_dir", "state_dir", "listen", "max_concurrency"];
 const SUPERVISOR_KEYS: &[&str] = &["serverurl", "username", "password"];
+const DOCKER_KEYS: &[&str] = &["host"];
+const SYSTEMD_KEYS: &[&str] = &["bus"];
 
 pub(crate) fn parse(
     text: &str,
@@ -194,6 +198,14 @@ impl<'a> Parser<'a> {
         let supervisor = self
             .table(&top, "supervisor")
             .and_then(|t| self.supervisor(&t));
+        let docker = self
+            .table(&top, "docker")
+            .map(|t| self.docker(&t))
+            .unwrap_or_default();
+        let systemd = self
+            .table(&top, "systemd")
+            .map(|t| self.systemd(&t))
+            .unwrap_or_default();
         let defaults = match self.table(&top, "defaults") {
             Some(t) => {
                 self.check_keys(&t, &settings::keys(), |key| {
@@ -216,6 +228,8 @@ impl<'a> Parser<'a> {
             runtime,
             api,
             supervisor,
+            docker,
+            systemd,
             tasks,
             alerts,
             maintenance,
@@ -267,6 +281,37 @@ impl<'a> Parser<'a> {
             },
             listen_span,
         )
+    }
+
+    fn docker(&mut self, t: &Table<'_>) -> DockerConfig {
+        self.check_keys(t, DOCKER_KEYS, |_| None);
+        let socket = self.string(t, "host").and_then(|s| {
+            let path = s.map(|h| match h.strip_prefix("unix://") {
+                Some(p) if p.starts_with('/') => Ok(PathBuf::from(p)),
+                _ => Err(format!(
+                    "{h:?}: hmrt reaches Docker on its Unix socket only; write \"unix:///var/run/docker.sock\""
+                )),
+            });
+            self.ok(path, &t.scope, "host").map(|p| p.v)
+        });
+        socket.map_or_else(DockerConfig::default, |socket| DockerConfig { socket })
+    }
+
+    fn systemd(&mut self, t: &Table<'_>) -> SystemdConfig {
+        self.check_keys(t, SYSTEMD_KEYS, |_| None);
+        let bus = self.string(t, "bus").and_then(|s| {
+            let bus = s.map(|b| {
+                if b.starts_with("unix:") && b.len() > 5 && !b.contains(char::is_whitespace) {
+                    Ok(b)
+                } else {
+                    Err(format!(
+                        "{b:?} is not a D-Bus address; write \"unix:path=/run/dbus/system_bus_socket\", or leave bus out for the system bus"
+                    ))
+                }
+            });
+            self.ok(bus, &t.scope, "bus").map(|b| b.v)
+        });
+        SystemdConfig { bus }
     }
 
     fn supervisor(&mut self, t: &Table<'_>) -> Option<SupervisorConfig> {

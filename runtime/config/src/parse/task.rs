@@ -11,15 +11,27 @@ use super::settings::{self, Layer};
 use super::{At, Parser, Scope, Span, Table, Value};
 use crate::grants::{parse_endpoint, parse_http_origin, resolve_exec};
 use crate::{
-    ActionConfig, DEFAULT_ACTION_TIMEOUT, ExecArgs, ExecProgram, Grants, HttpOrigin, Location,
-    PluginConfig, SupervisorProgram, TcpEndpoint,
+    ActionConfig, DEFAULT_ACTION_TIMEOUT, ExecArgs, ExecProgram, FileGrant, Grants, HttpOrigin,
+    Location, NamedGrant, NamedGrants, PluginConfig, SupervisorProgram, TcpEndpoint,
+    parse_container, parse_file_grant, parse_process_grant, parse_system_grant, parse_unit,
 };
 
 /// Keys only a task may have: they name what is specific to one task.
 #[rustfmt::skip]
 pub(super) const TASK_ONLY_KEYS: &[&str] =
     &["name", "program", "check", "config", "grants", "on_failure", "depends_on", "labels"];
-const GRANT_KEYS: &[&str] = &["http", "exec", "supervisor", "tcp", "smtp"];
+const GRANT_KEYS: &[&str] = &[
+    "http",
+    "exec",
+    "supervisor",
+    "tcp",
+    "smtp",
+    "system",
+    "process",
+    "files",
+    "docker",
+    "systemd",
+];
 const ACTION_KEYS: &[&str] = &["action", "config", "grants", "timeout"];
 const EXEC_KEYS: &[&str] = &["program", "args"];
 
@@ -306,6 +318,28 @@ impl Parser<'_> {
                 })
             });
         }
+        let named: [(&str, &mut NamedGrants, fn(&str) -> Result<String, String>); 4] = [
+            ("system", &mut grants.system, parse_system_grant),
+            ("process", &mut grants.process, parse_process_grant),
+            ("docker", &mut grants.docker, parse_container),
+            ("systemd", &mut grants.systemd, parse_unit),
+        ];
+        for (kind, names, parse) in named {
+            names.names = self.each_grant(&g, kind, |text, location| {
+                Ok(NamedGrant {
+                    name: parse(&text)?,
+                    location,
+                })
+            });
+        }
+        grants.files.paths = self.each_grant(&g, "files", |text, location| {
+            let (path, tree) = parse_file_grant(&text)?;
+            Ok(FileGrant {
+                path,
+                tree,
+                location,
+            })
+        });
         grants
     }
 

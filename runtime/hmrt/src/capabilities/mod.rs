@@ -5,13 +5,20 @@
 //! and never a trap.
 
 mod addr;
+mod docker;
 mod exec;
+mod files;
 mod http;
 mod log;
+mod process;
+mod scratch;
 mod smtp;
 mod supervisor;
+mod system;
+mod systemd;
 mod tcp;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +42,16 @@ pub enum Capability {
     Tcp,
     /// Sending email through an SMTP relay.
     Smtp,
+    /// Reading the host's resources.
+    System,
+    /// Reading a service's process figures.
+    Process,
+    /// Reading files.
+    Files,
+    /// Docker containers.
+    Docker,
+    /// systemd units.
+    Systemd,
 }
 
 impl std::fmt::Display for Capability {
@@ -45,6 +62,11 @@ impl std::fmt::Display for Capability {
             Capability::Supervisor => "supervisor",
             Capability::Tcp => "tcp",
             Capability::Smtp => "smtp",
+            Capability::System => "system",
+            Capability::Process => "process",
+            Capability::Files => "files",
+            Capability::Docker => "docker",
+            Capability::Systemd => "systemd",
         })
     }
 }
@@ -92,11 +114,37 @@ impl Default for CapabilityLimits {
     }
 }
 
+/// Where the host's own services are: the config's `[docker]` and `[systemd]` sections and the
+/// state directory (for `scratch`).
+#[derive(Debug, Clone, Default)]
+pub struct HostServices {
+    /// The Docker Engine API's Unix socket.
+    pub docker_socket: PathBuf,
+    /// systemd's D-Bus address; none: the system bus.
+    pub systemd_bus: Option<String>,
+    /// Where `scratch` keeps each task's store; none: in memory only (`hmrt check`, tests).
+    pub state_dir: Option<PathBuf>,
+}
+
+impl HostServices {
+    /// The services a config names.
+    pub fn from_config(config: &hmrt_config::Config) -> Self {
+        HostServices {
+            docker_socket: config.docker.socket.clone(),
+            systemd_bus: config.systemd.bus.clone(),
+            state_dir: Some(config.runtime.state_dir.clone()),
+        }
+    }
+}
+
 /// What the capabilities share across calls: clients and limits. (Denied calls are counted by
 /// the [`crate::events::Counters`] subscriber, from the events.)
 pub struct Backends {
     pub(crate) http: reqwest::Client,
     pub(crate) supervisor: Option<hmrt_supervisor::Client>,
+    pub(crate) docker: docker::Backend,
+    pub(crate) systemd: systemd::Backend,
+    pub(crate) scratch: scratch::Backend,
     pub(crate) limits: CapabilityLimits,
 }
 
@@ -109,8 +157,19 @@ impl Backends {
         Ok(Backends {
             http: http::client()?,
             supervisor,
+            docker: docker::Backend::new(&HostServices::default()),
+            systemd: systemd::Backend::new(&HostServices::default()),
+            scratch: scratch::Backend::new(&HostServices::default()),
             limits,
         })
+    }
+
+    /// Points the Docker, systemd and scratch backends at `services`.
+    pub fn with_services(mut self, services: &HostServices) -> Self {
+        self.docker = docker::Backend::new(services);
+        self.systemd = systemd::Backend::new(services);
+        self.scratch = scratch::Backend::new(services);
+        self
     }
 }
 

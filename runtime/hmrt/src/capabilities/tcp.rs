@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::Capability;
 use crate::sandbox::HostState;
-use crate::sandbox::bindings::tcp::Host;
+use crate::sandbox::bindings::tcp::{ExchangeRequest, ExchangeResponse, Host};
 use crate::sandbox::bindings::types::HostError;
 
 impl Host for HostState {
@@ -38,5 +38,13 @@ impl Host for HostState {
             Ok(Err(e)) => Err(e),
             Ok(Ok(_stream)) => Ok(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)),
         }
+    }
+
+    async fn exchange(&mut self, req: ExchangeRequest) -> Result<ExchangeResponse, HostError> {
+        let call = &mut self.call;
+        if !call.grants.tcp.allows(&req.host, req.port) {
+            return Err(call.deny(Capability::Tcp, format!("{}:{}", req.host, req.port)));
+        }
+        Err(HostError::Failed("tcp.exchange is not built yet".into()))
     }
 }

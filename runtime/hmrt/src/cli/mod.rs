@@ -22,7 +22,7 @@ use plugins::{plugins_inspect, plugins_list};
 use run::run;
 use state::{history, rearm, simulate};
 
-use crate::capabilities::{Backends, CapabilityLimits};
+use crate::capabilities::{Backends, CapabilityLimits, HostServices};
 use crate::registry::Registry;
 use crate::sandbox::{Sandbox, SandboxOptions};
 
@@ -321,7 +321,8 @@ pub async fn setup(config: &Config) -> anyhow::Result<(Arc<Sandbox>, Arc<Registr
         }
     };
     let backends = Backends::new(supervisor, CapabilityLimits::default())
-        .context("cannot build the HTTP client")?;
+        .context("cannot build the HTTP client")?
+        .with_services(&HostServices::from_config(config));
     let options = SandboxOptions {
         max_concurrency: u32::try_from(config.runtime.max_concurrency).unwrap_or(u32::MAX),
         max_memory_bytes: crate::tasks::max_memory(config),

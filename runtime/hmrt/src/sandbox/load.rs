@@ -14,14 +14,14 @@ use super::bindings::action::exports::hmrt::plugin::action_plugin::Trigger;
 use super::bindings::action::{Action, ActionPre};
 use super::bindings::check::{Check, CheckPre};
 use super::bindings::types::Task;
-use super::bindings::v0_1;
+use super::bindings::{v0_1, v0_2};
 use super::untrusted;
 use super::{CallLimits, CheckResult, HostState, Need, PluginInfo, Sandbox, TaskCall, compat};
 
 /// The version of the `hmrt:plugin` package this host speaks; a new plugin is built against it.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 /// Every version hmrt runs plugins of, newest first: older ones through `compat.rs`.
-pub const SUPPORTED_VERSIONS: &[&str] = &[CONTRACT_VERSION, "0.1.0"];
+pub const SUPPORTED_VERSIONS: &[&str] = &[CONTRACT_VERSION, "0.2.0", "0.1.0"];
 const PACKAGE: &str = "hmrt:plugin";
 
 /// Which world a plugin targets.
@@ -146,6 +146,8 @@ pub(crate) enum Pre {
     Action(ActionPre<HostState>),
     CheckV01(v0_1::check::CheckPre<HostState>),
     ActionV01(v0_1::action::ActionPre<HostState>),
+    CheckV02(v0_2::check::CheckPre<HostState>),
+    ActionV02(v0_2::action::ActionPre<HostState>),
 }
 
 /// An instance of either world in either contract version.
@@ -154,6 +156,8 @@ pub(crate) enum Instance {
     Action(Action),
     CheckV01(v0_1::check::Check),
     ActionV01(v0_1::action::Action),
+    CheckV02(v0_2::check::Check),
+    ActionV02(v0_2::action::Action),
 }
 
 impl Pre {
@@ -166,6 +170,8 @@ impl Pre {
             Pre::Action(pre) => Instance::Action(pre.instantiate_async(store).await?),
             Pre::CheckV01(pre) => Instance::CheckV01(pre.instantiate_async(store).await?),
             Pre::ActionV01(pre) => Instance::ActionV01(pre.instantiate_async(store).await?),
+            Pre::CheckV02(pre) => Instance::CheckV02(pre.instantiate_async(store).await?),
+            Pre::ActionV02(pre) => Instance::ActionV02(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -184,6 +190,16 @@ impl Instance {
                 .await?
                 .into(),
             Instance::ActionV01(i) => i
+                .hmrt_plugin_action_plugin()
+                .call_describe(store)
+                .await?
+                .into(),
+            Instance::CheckV02(i) => i
+                .hmrt_plugin_check_plugin()
+                .call_describe(store)
+                .await?
+                .into(),
+            Instance::ActionV02(i) => i
                 .hmrt_plugin_action_plugin()
                 .call_describe(store)
                 .await?
@@ -207,12 +223,22 @@ impl Instance {
                     .call_validate(store, task)
                     .await?
             }
-            Instance::CheckV01(i) => compat::needs(
+            Instance::CheckV01(i) => compat::v0_1::needs(
                 i.hmrt_plugin_check_plugin()
                     .call_validate(store, &task.into())
                     .await?,
             ),
-            Instance::ActionV01(i) => compat::needs(
+            Instance::ActionV01(i) => compat::v0_1::needs(
+                i.hmrt_plugin_action_plugin()
+                    .call_validate(store, &task.into())
+                    .await?,
+            ),
+            Instance::CheckV02(i) => compat::v0_2::needs(
+                i.hmrt_plugin_check_plugin()
+                    .call_validate(store, &task.into())
+                    .await?,
+            ),
+            Instance::ActionV02(i) => compat::v0_2::needs(
                 i.hmrt_plugin_action_plugin()
                     .call_validate(store, &task.into())
                     .await?,
@@ -239,7 +265,18 @@ impl Instance {
                     metrics: r.metrics.into_iter().map(Into::into).collect(),
                 })
             }
-            Instance::Action(_) | Instance::ActionV01(_) => {
+            Instance::CheckV02(i) => {
+                let r = i
+                    .hmrt_plugin_check_plugin()
+                    .call_check(store, &task.into())
+                    .await?;
+                Ok(CheckResult {
+                    status: r.status.into(),
+                    message: r.message,
+                    metrics: r.metrics.into_iter().map(Into::into).collect(),
+                })
+            }
+            Instance::Action(_) | Instance::ActionV01(_) | Instance::ActionV02(_) => {
                 Err(wasmtime::Error::msg("an action has no check"))
             }
         }
@@ -268,7 +305,17 @@ impl Instance {
                     .call_run(store, &task.into(), &trigger)
                     .await
             }
-            Instance::Check(_) | Instance::CheckV01(_) => {
+            Instance::ActionV02(i) => {
+                let trigger = v0_2::action::exports::hmrt::plugin::action_plugin::Trigger {
+                    status: trigger.status.into(),
+                    message: trigger.message.clone(),
+                    attempt: trigger.attempt,
+                };
+                i.hmrt_plugin_action_plugin()
+                    .call_run(store, &task.into(), &trigger)
+                    .await
+            }
+            Instance::Check(_) | Instance::CheckV01(_) | Instance::CheckV02(_) => {
                 Err(wasmtime::Error::msg("a check has no action"))
             }
         }
@@ -376,15 +423,21 @@ impl Sandbox {
         let typed = |e: wasmtime::Error| {
             LoadError::Compile(untrusted::line(&format!("{e:#}"), untrusted::MESSAGE))
         };
-        let pre = match (kind, contract == CONTRACT_VERSION) {
-            (PluginKind::Check, true) => Pre::Check(CheckPre::new(instance_pre).map_err(typed)?),
-            (PluginKind::Action, true) => Pre::Action(ActionPre::new(instance_pre).map_err(typed)?),
-            (PluginKind::Check, false) => {
+        let pre = match (kind, contract) {
+            (PluginKind::Check, "0.1.0") => {
                 Pre::CheckV01(v0_1::check::CheckPre::new(instance_pre).map_err(typed)?)
             }
-            (PluginKind::Action, false) => {
+            (PluginKind::Action, "0.1.0") => {
                 Pre::ActionV01(v0_1::action::ActionPre::new(instance_pre).map_err(typed)?)
             }
+            (PluginKind::Check, "0.2.0") => {
+                Pre::CheckV02(v0_2::check::CheckPre::new(instance_pre).map_err(typed)?)
+            }
+            (PluginKind::Action, "0.2.0") => {
+                Pre::ActionV02(v0_2::action::ActionPre::new(instance_pre).map_err(typed)?)
+            }
+            (PluginKind::Check, _) => Pre::Check(CheckPre::new(instance_pre).map_err(typed)?),
+            (PluginKind::Action, _) => Pre::Action(ActionPre::new(instance_pre).map_err(typed)?),
         };
         let info = self.describe(&pre).await?;
         Ok(Plugin {

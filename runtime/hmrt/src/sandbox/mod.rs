@@ -227,6 +227,10 @@ impl Sandbox {
             &mut linker,
             |s| s,
         )?;
+        bindings::v0_2::check::Check::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
         let ticker = EpochTicker::start(&engine)?;
         Ok(Sandbox {
             engine,
@@ -481,6 +485,11 @@ pub fn capability_name(capability: DeclaredCapability) -> &'static str {
         DeclaredCapability::Supervisor => "supervisor",
         DeclaredCapability::Tcp => "tcp",
         DeclaredCapability::Smtp => "smtp",
+        DeclaredCapability::System => "system",
+        DeclaredCapability::Process => "process",
+        DeclaredCapability::Files => "files",
+        DeclaredCapability::Docker => "docker",
+        DeclaredCapability::Systemd => "systemd",
     }
 }
 

@@ -78,6 +78,11 @@ pub(crate) fn validated(answer: Result<Vec<Need>, String>) -> Result<Vec<Need>, 
             Need::Supervisor(s) => Need::Supervisor(line(&s, NEED)),
             Need::Tcp(s) => Need::Tcp(line(&s, NEED)),
             Need::Smtp(s) => Need::Smtp(line(&s, NEED)),
+            Need::System(s) => Need::System(line(&s, NEED)),
+            Need::Process(s) => Need::Process(line(&s, NEED)),
+            Need::Files(s) => Need::Files(line(&s, NEED)),
+            Need::Docker(s) => Need::Docker(line(&s, NEED)),
+            Need::Systemd(s) => Need::Systemd(line(&s, NEED)),
         })
         .collect())
 }

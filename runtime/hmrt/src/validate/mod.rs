@@ -193,7 +193,12 @@ async fn validate_call(
                 | Need::Exec(v)
                 | Need::Supervisor(v)
                 | Need::Tcp(v)
-                | Need::Smtp(v) => v,
+                | Need::Smtp(v)
+                | Need::System(v)
+                | Need::Process(v)
+                | Need::Files(v)
+                | Need::Docker(v)
+                | Need::Systemd(v) => v,
             };
             let (location, key) = match find_value(config, value) {
                 Some((pointer, location)) => (
@@ -241,6 +246,16 @@ fn uncovered(need: &Need, grants: &Grants) -> Option<String> {
             .then(|| format!("supervisord program {program:?} is not in the supervisor grants")),
         Need::Tcp(address) => endpoint_uncovered(address, &grants.tcp, "tcp"),
         Need::Smtp(address) => endpoint_uncovered(address, &grants.smtp, "smtp"),
+        Need::System(resource) => (!grants.system.allows(resource))
+            .then(|| format!("{resource:?} is not in the system grants")),
+        Need::Process(target) => (!grants.process.allows(target))
+            .then(|| format!("{target:?} is not in the process grants")),
+        Need::Files(path) => (!grants.files.allows(std::path::Path::new(path)))
+            .then(|| format!("{path:?} is not covered by the files grants")),
+        Need::Docker(container) => (!grants.docker.allows(container))
+            .then(|| format!("container {container:?} is not in the docker grants")),
+        Need::Systemd(unit) => (!grants.systemd.allows(unit))
+            .then(|| format!("unit {unit:?} is not in the systemd grants")),
     }
 }
 
