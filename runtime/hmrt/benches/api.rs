@@ -158,7 +158,7 @@ async fn start(
     let path = dir.join("tasks.toml");
     std::fs::write(&path, text).expect("write config");
     let config = hmrt_config::Config::load(&path, None).expect("config");
-    let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
+    let (sandbox, registry) = hmrt::cli::setup(&config, false).await.expect("setup");
     let bound = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
     let policies = hmrt::simulate::policies(&config);
     let board = Arc::new(Board::new(policies.clone()));

@@ -72,7 +72,7 @@ async fn run(plan: &Plan, full: bool) {
     let server = start_server().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let config = write_config(dir.path(), server.port, plan.concurrent_callers);
-    let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
+    let (sandbox, registry) = hmrt::cli::setup(&config, false).await.expect("setup");
     assert!(
         registry.problems().is_empty(),
         "plugins not loaded: {:?}",

@@ -106,7 +106,7 @@ impl RunningDaemon {
     }
 
     async fn start_with(config: Config, manual: Option<Arc<ManualClock>>) -> RunningDaemon {
-        let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
+        let (sandbox, registry) = hmrt::cli::setup(&config, true).await.expect("setup");
         for problem in registry.problems() {
             eprintln!("plugin problem: {problem}");
         }
@@ -273,7 +273,7 @@ pub fn transition(
 /// Runs the first task's check of `config` once, in a sandbox of its own, and publishes it as
 /// the daemon does; returns the outcome and the counters that saw it.
 pub async fn check_once(config: &Config) -> (hmrt::sandbox::CheckOutcome, Arc<Counters>) {
-    let (sandbox, registry) = hmrt::cli::setup(config).await.expect("setup");
+    let (sandbox, registry) = hmrt::cli::setup(config, false).await.expect("setup");
     let tasks = hmrt::tasks::bind(config, &registry).unwrap_or_else(|_| panic!("bind"));
     let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else {
         panic!("the first task's check plugin did not load")

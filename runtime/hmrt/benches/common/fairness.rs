@@ -71,7 +71,7 @@ pub async fn run(
     let path = dir.path().join("tasks.toml");
     std::fs::write(&path, text).expect("write config");
     let config = hmrt_config::Config::load(&path, None).expect("config");
-    let (sandbox, registry) = hmrt::cli::setup(&config).await.expect("setup");
+    let (sandbox, registry) = hmrt::cli::setup(&config, false).await.expect("setup");
     let bound = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
     let finished = Arc::new(Finished::default());
     let daemon = hmrt::daemon::Daemon::new(

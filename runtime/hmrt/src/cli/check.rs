@@ -31,7 +31,7 @@ pub(super) async fn check(file: &Path, only: Option<&str>, json: bool) -> anyhow
     let Ok(config) = load_config(file) else {
         return Ok(ExitCode::from(CANNOT_CHECK));
     };
-    let (sandbox, registry) = match setup(&config).await {
+    let (sandbox, registry) = match setup(&config, false).await {
         Ok(parts) => parts,
         Err(e) => {
             eprintln!("hmrt: {e:#}");
@@ -118,7 +118,7 @@ pub(super) async fn validate(file: &Path) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let (sandbox, registry) = setup(&config).await?;
+    let (sandbox, registry) = setup(&config, false).await?;
     let findings = crate::validate::validate(&config, &sandbox, &registry).await;
     let count = findings.all().count();
     if findings.is_empty() {

@@ -304,8 +304,13 @@ fn load_config(file: &Path) -> Result<Config, ExitCode> {
     })
 }
 
-/// The sandbox and registry a config needs.
-pub async fn setup(config: &Config) -> anyhow::Result<(Arc<Sandbox>, Arc<Registry>)> {
+/// The sandbox and registry a config needs. `durable_scratch`: whether plugins' `scratch`
+/// stores live in the state directory (the daemon) or in memory (one-off commands, which must
+/// not move the daemon's samples).
+pub async fn setup(
+    config: &Config,
+    durable_scratch: bool,
+) -> anyhow::Result<(Arc<Sandbox>, Arc<Registry>)> {
     let supervisor = match &config.supervisor {
         None => None,
         Some(s) => {
@@ -322,7 +327,10 @@ pub async fn setup(config: &Config) -> anyhow::Result<(Arc<Sandbox>, Arc<Registr
     };
     let backends = Backends::new(supervisor, CapabilityLimits::default())
         .context("cannot build the HTTP client")?
-        .with_services(&HostServices::from_config(config));
+        .with_services(&HostServices {
+            state_dir: durable_scratch.then(|| config.runtime.state_dir.clone()),
+            ..HostServices::from_config(config)
+        });
     let options = SandboxOptions {
         max_concurrency: u32::try_from(config.runtime.max_concurrency).unwrap_or(u32::MAX),
         max_memory_bytes: crate::tasks::max_memory(config),

@@ -25,7 +25,7 @@ pub(super) async fn run(file: &Path) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    let (sandbox, registry) = setup(&config).await?;
+    let (sandbox, registry) = setup(&config, true).await?;
     // What `hmrt validate` refuses, `run` refuses too, with the same messages: a daemon that
     // starts on a wrong config would only leave tasks `unknown` forever.
     let findings = crate::validate::validate(&config, &sandbox, &registry).await;
