@@ -86,10 +86,8 @@ pub fn parse_file_grant(text: &str) -> Result<(PathBuf, bool), String> {
         return Err(format!("{text:?} contains a NUL byte"));
     }
     let path = Path::new(text);
-    if path
-        .components()
-        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-    {
+    // Split the text, not the path: `Path::components` drops a `.` in the middle.
+    if text.split('/').any(|segment| segment == "." || segment == "..") {
         return Err(format!(
             "{text:?} contains `.` or `..`; write the path it stands for"
         ));
@@ -108,8 +106,9 @@ pub fn parse_system_grant(text: &str) -> Result<String, String> {
     match text.split_once(':') {
         None if matches!(text, "cpu" | "memory" | "load") => Ok(text.to_owned()),
         Some(("disk", mount)) => {
-            let (path, _) = parse_file_grant(mount)
-                .map_err(|e| format!("{text:?}: the mount point: {e}"))?;
+            let (path, _) = parse_file_grant(mount).map_err(|_| {
+                format!("{text:?}: the mount point must be an absolute path, as \"disk:/var\"")
+            })?;
             Ok(format!("disk:{}", path.display()))
         }
         Some(("network", name)) => {
