@@ -68,25 +68,35 @@ fn plugins_inspect_says_what_a_plugin_is_and_may_touch() {
     );
 }
 
-/// A plugin built against contract 0.1.0 (before `smtp` and `exec` input were added) still
-/// loads, is validated against its grants, and runs with its capability calls served.
+/// Plugins built against contracts 0.1.0 (before `smtp` and `exec` input) and 0.2.0 (before
+/// `system`, `process`, `files`, `docker`, `systemd`, `scratch` and `tcp.exchange`) still load,
+/// are validated against their grants, and run with their capability calls served.
 #[test]
-fn a_plugin_built_against_contract_0_1_still_loads_validates_and_runs() {
-    let (code, stdout, stderr) = hmrt(&["plugins", "inspect", "--json", hmrt_test_artifacts::V0_1]);
+fn plugins_built_against_contracts_0_1_and_0_2_still_load_validate_and_run() {
+    for (wasm, version) in [
+        (hmrt_test_artifacts::V0_1, "0.1.0"),
+        (hmrt_test_artifacts::V0_2, "0.2.0"),
+    ] {
+        an_older_plugin_loads_validates_and_runs(wasm, version);
+    }
+}
+
+fn an_older_plugin_loads_validates_and_runs(wasm: &str, version: &str) {
+    let (code, stdout, stderr) = hmrt(&["plugins", "inspect", "--json", wasm]);
     assert_eq!(code, 0, "{stderr}");
     let value: serde_json::Value = serde_json::from_str(&stdout).expect("json");
-    assert_eq!(value["contract"], "hmrt:plugin@0.1.0", "{value}");
+    assert_eq!(value["contract"], format!("hmrt:plugin@{version}"), "{value}");
     assert_eq!(value["capabilities"], serde_json::json!(["tcp"]));
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let ws = Workspace::new();
-    ws.plugin("v01", hmrt_test_artifacts::V0_1);
+    ws.plugin("older", wasm);
     let granted = ws.config(&format!(
         r#"
 [[task]]
 name = "old-plugin"
-check = "v01"
+check = "older"
 config = {{ address = "{addr}" }}
 grants = {{ tcp = ["{addr}"] }}
 "#
@@ -94,7 +104,7 @@ grants = {{ tcp = ["{addr}"] }}
     let (code, stdout, stderr) = hmrt(&["check", granted.to_str().expect("utf-8")]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
-        stdout.contains("0.1.0 plugin connected to"),
+        stdout.contains(&format!("{version} plugin connected to")),
         "{stdout}{stderr}"
     );
 
@@ -103,7 +113,7 @@ grants = {{ tcp = ["{addr}"] }}
         r#"
 [[task]]
 name = "old-plugin"
-check = "v01"
+check = "older"
 config = {{ address = "{addr}" }}
 "#
     ));
