@@ -16,5 +16,6 @@ mod plugins;
 mod recovery;
 mod sandbox;
 mod simulate;
+mod systemd;
 mod timers;
 mod validate;

@@ -26,3 +26,4 @@ pub mod prometheus;
 pub mod redis;
 pub mod smtp;
 pub mod supervisord;
+pub mod systemd_standin;
