@@ -9,6 +9,7 @@ mod api;
 mod cli;
 mod e2e;
 mod exec_limits;
+mod files;
 mod fleet;
 mod hostile;
 mod notify;
