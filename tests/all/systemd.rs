@@ -174,6 +174,59 @@ async fn a_failed_or_stopped_unit_is_unhealthy_with_the_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bus_without_systemd_on_it_is_unhealthy_and_named() {
+    let bus = DbusDaemon::start();
+    let ws = Workspace::new();
+    let config = ws.load(&format!(
+        "[systemd]\nbus = \"unix:path={}\"\n{}",
+        bus.socket().display(),
+        check_task("nginx", "nginx.service", "", "\"nginx.service\"")
+    ));
+    let (outcome, _) = check_once(&config).await;
+    let message = outcome.message();
+    assert_eq!(outcome.status(), Status::Unhealthy, "{message}");
+    assert!(
+        message.contains("systemd nginx.service: failed:"),
+        "{message}"
+    );
+    assert!(message.contains("org.freedesktop.systemd1"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_reads_a_units_main_process_through_systemd() {
+    let systemd = Systemd::start(&["nginx.service"]);
+    let ws = Workspace::new();
+    let config = ws.load(&systemd.config(
+        r#"
+[[task]]
+name = "nginx-process"
+check = "process"
+config = { systemd = "nginx.service" }
+grants = { process = ["systemd:nginx.service"] }
+"#,
+    ));
+    let runs = Runs::new(&config).await;
+    let pid = systemd.standin.state("nginx.service").main_pid;
+    let outcome = runs.check(0).await;
+    let message = outcome.message();
+    assert_eq!(outcome.status(), Status::Healthy, "{message}");
+    assert!(message.contains(&format!("pid {pid}")), "{message}");
+    assert!(
+        metric(&outcome, "rss_bytes").is_some_and(|rss| rss > 0.0),
+        "{message}"
+    );
+
+    systemd.standin.fail("nginx.service", "signal");
+    let outcome = runs.check(0).await;
+    let message = outcome.message();
+    assert_ne!(outcome.status(), Status::Healthy, "{message}");
+    assert!(
+        message.contains("nginx.service has no main process (it is failed (failed))"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_loop_is_seen_across_runs_and_ends_with_its_window() {
     let systemd = Systemd::start(&["api.service", "cron.service"]);
     let ws = Workspace::new();
