@@ -16,6 +16,9 @@ use crate::{
     parse_container, parse_file_grant, parse_process_grant, parse_system_grant, parse_unit,
 };
 
+/// Reads one grant's text as the name it grants, or says why not.
+type NameParser = fn(&str) -> Result<String, String>;
+
 /// Keys only a task may have: they name what is specific to one task.
 #[rustfmt::skip]
 pub(super) const TASK_ONLY_KEYS: &[&str] =
@@ -318,7 +321,7 @@ impl Parser<'_> {
                 })
             });
         }
-        let named: [(&str, &mut NamedGrants, fn(&str) -> Result<String, String>); 4] = [
+        let named: [(&str, &mut NamedGrants, NameParser); 4] = [
             ("system", &mut grants.system, parse_system_grant),
             ("process", &mut grants.process, parse_process_grant),
             ("docker", &mut grants.docker, parse_container),
