@@ -7,6 +7,7 @@ mod support;
 mod alerts;
 mod api;
 mod cli;
+mod docker;
 mod e2e;
 mod exec_limits;
 mod files;
