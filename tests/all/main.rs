@@ -16,6 +16,7 @@ mod hostile;
 mod notify;
 mod plugins;
 mod recovery;
+mod resources;
 mod sandbox;
 mod simulate;
 mod systemd;
