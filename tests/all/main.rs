@@ -15,6 +15,7 @@ mod fleet;
 mod hostile;
 mod notify;
 mod plugins;
+mod probes;
 mod recovery;
 mod resources;
 mod sandbox;
