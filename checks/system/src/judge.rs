@@ -27,6 +27,9 @@ pub struct Limits {
     pub critical: Option<f64>,
 }
 
+/// Thresholds found at a key, with the whole table they were read from (for extra keys).
+pub type Found = Option<(Limits, Map<String, Value>)>;
+
 /// How a threshold's value is read: a plain number, or a number with a unit.
 pub type ReadNumber = fn(&str, &Value) -> Result<f64, String>;
 
@@ -38,7 +41,7 @@ impl Limits {
         key: &str,
         read: ReadNumber,
         extra: &[&str],
-    ) -> Result<Option<(Limits, Map<String, Value>)>, String> {
+    ) -> Result<Found, String> {
         let Some(value) = table.get(key) else {
             return Ok(None);
         };

@@ -301,7 +301,7 @@ mod tests {
         }
         let many = format!(
             r#"{{"disks": [{}]}}"#,
-            vec![r#"{"mount": "/"}"#; 7].join(",")
+            [r#"{"mount": "/"}"#; 7].join(",")
         );
         assert!(
             Settings::from_json(&many)
