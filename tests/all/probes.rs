@@ -20,11 +20,29 @@ use hmrt_test_support::supervisord::{free_port, wait_until};
 
 use crate::support::{HttpServer, Workspace, check_once, hmrt};
 
-/// Runs `check` once with `config` (the inside of a TOML inline table), granted `grant`.
-async fn probe(check: &str, config: &str, grant: &str) -> CheckOutcome {
-    let ws = Workspace::new();
-    let config = ws.load(&format!(
-        r#"
+/// Runs probes in one sandbox, so the built-in plugins are compiled once per test.
+struct Prober {
+    ws: Workspace,
+    sandbox: Arc<hmrt::sandbox::Sandbox>,
+    registry: Arc<hmrt::registry::Registry>,
+}
+
+impl Prober {
+    async fn new() -> Prober {
+        let ws = Workspace::new();
+        let config = ws.load("");
+        let (sandbox, registry) = hmrt::cli::setup(&config, false).await.expect("setup");
+        Prober {
+            ws,
+            sandbox,
+            registry,
+        }
+    }
+
+    /// Runs `check` once with `config` (the inside of a TOML inline table), granted `grant`.
+    async fn probe(&self, check: &str, config: &str, grant: &str) -> CheckOutcome {
+        let config = self.ws.load(&format!(
+            r#"
 [[task]]
 name = "probe"
 check = "{check}"
@@ -32,8 +50,15 @@ timeout = "10s"
 config = {{ {config} }}
 grants = {{ tcp = ["{grant}"] }}
 "#
-    ));
-    check_once(&config).await.0
+        ));
+        let tasks = hmrt::tasks::bind(&config, &self.registry).expect("bind");
+        let hmrt::tasks::Bound::Ready(entry) = &tasks[0].check else {
+            panic!("the {check} plugin did not load")
+        };
+        self.sandbox
+            .check(&entry.plugin, &tasks[0].check_call)
+            .await
+    }
 }
 
 /// Asserts the status and that the message holds each fragment; returns the message.
@@ -65,22 +90,25 @@ fn addr(port: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_answers_pong_and_other_protocols_and_a_stopped_server_do_not() {
+    let probes = Prober::new().await;
     let mut redis = RedisServer::start();
     let a = addr(redis.port());
-    let ok = probe("redis", &format!(r#"address = "{a}""#), &a).await;
+    let ok = probes
+        .probe("redis", &format!(r#"address = "{a}""#), &a)
+        .await;
     expect(&ok, Status::Healthy, &["PONG"]);
     assert!(metric(&ok, "latency_ms") > 0.0);
 
     // The generic tcp check speaks it too, and notices the wrong answer.
     let generic = format!(r#"address = "{a}", send = "PING\r\n", expect = "+PONG""#);
     expect(
-        &probe("tcp", &generic, &a).await,
+        &probes.probe("tcp", &generic, &a).await,
         Status::Healthy,
         &["+PONG"],
     );
     let wrong = format!(r#"address = "{a}", send = "PING\r\n", expect = "+PANG", timeout = "1s""#);
     expect(
-        &probe("tcp", &wrong, &a).await,
+        &probes.probe("tcp", &wrong, &a).await,
         Status::Unhealthy,
         &["without", "+PONG"],
     );
@@ -88,7 +116,7 @@ async fn redis_answers_pong_and_other_protocols_and_a_stopped_server_do_not() {
         r#"address = "{a}", send = "PING\r\n", expect_regex = "^\\+P.NG", read_until = "\n""#
     );
     expect(
-        &probe("tcp", &regex, &a).await,
+        &probes.probe("tcp", &regex, &a).await,
         Status::Healthy,
         &["/^\\+P.NG/"],
     );
@@ -96,11 +124,15 @@ async fn redis_answers_pong_and_other_protocols_and_a_stopped_server_do_not() {
     // Other protocols on the port: an MQTT broker (it hangs up) and an HTTP server.
     let broker = Mosquitto::start();
     let b = addr(broker.port());
-    let mq = probe("redis", &format!(r#"address = "{b}""#), &b).await;
+    let mq = probes
+        .probe("redis", &format!(r#"address = "{b}""#), &b)
+        .await;
     expect(&mq, Status::Unhealthy, &["not Redis"]);
     let http = HttpServer::start().await;
     let h = addr(http.port);
-    let web = probe("redis", &format!(r#"address = "{h}""#), &h).await;
+    let web = probes
+        .probe("redis", &format!(r#"address = "{h}""#), &h)
+        .await;
     expect(
         &web,
         Status::Unhealthy,
@@ -108,31 +140,34 @@ async fn redis_answers_pong_and_other_protocols_and_a_stopped_server_do_not() {
     );
 
     redis.stop();
-    let down = probe("redis", &format!(r#"address = "{a}""#), &a).await;
+    let down = probes
+        .probe("redis", &format!(r#"address = "{a}""#), &a)
+        .await;
     expect(&down, Status::Unhealthy, &[&a]);
-    let generic_down = probe("tcp", &generic, &a).await;
+    let generic_down = probes.probe("tcp", &generic, &a).await;
     expect(&generic_down, Status::Unhealthy, &["refused"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_auth_with_the_right_password_only() {
+    let probes = Prober::new().await;
     let redis = RedisServer::start_with_password("s3cret pass");
     let a = addr(redis.port());
     let right = format!(r#"address = "{a}", password = "s3cret pass""#);
     expect(
-        &probe("redis", &right, &a).await,
+        &probes.probe("redis", &right, &a).await,
         Status::Healthy,
         &["PONG"],
     );
     let wrong = format!(r#"address = "{a}", password = "guess""#);
     expect(
-        &probe("redis", &wrong, &a).await,
+        &probes.probe("redis", &wrong, &a).await,
         Status::Unhealthy,
         &["WRONGPASS"],
     );
     let none = format!(r#"address = "{a}""#);
     expect(
-        &probe("redis", &none, &a).await,
+        &probes.probe("redis", &none, &a).await,
         Status::Unhealthy,
         &["NOAUTH"],
     );
@@ -140,20 +175,27 @@ async fn redis_auth_with_the_right_password_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_connack_accepted_and_not_mqtt_and_stopped() {
+    let probes = Prober::new().await;
     let mut broker = Mosquitto::start();
     let b = addr(broker.port());
-    let ok = probe("mqtt", &format!(r#"address = "{b}""#), &b).await;
+    let ok = probes
+        .probe("mqtt", &format!(r#"address = "{b}""#), &b)
+        .await;
     expect(&ok, Status::Healthy, &["accepted"]);
     assert!(metric(&ok, "latency_ms") > 0.0);
 
     // Redis waits for a line end that this binary packet does not have: silence.
     let redis = RedisServer::start();
     let r = addr(redis.port());
-    let silent = probe("mqtt", &format!(r#"address = "{r}", timeout = "2s""#), &r).await;
+    let silent = probes
+        .probe("mqtt", &format!(r#"address = "{r}", timeout = "2s""#), &r)
+        .await;
     expect(&silent, Status::Unhealthy, &["no answer", "within 2s"]);
     let http = HttpServer::start().await;
     let h = addr(http.port);
-    let web = probe("mqtt", &format!(r#"address = "{h}""#), &h).await;
+    let web = probes
+        .probe("mqtt", &format!(r#"address = "{h}""#), &h)
+        .await;
     expect(
         &web,
         Status::Unhealthy,
@@ -161,7 +203,9 @@ async fn mqtt_connack_accepted_and_not_mqtt_and_stopped() {
     );
 
     broker.stop();
-    let down = probe("mqtt", &format!(r#"address = "{b}""#), &b).await;
+    let down = probes
+        .probe("mqtt", &format!(r#"address = "{b}""#), &b)
+        .await;
     expect(&down, Status::Unhealthy, &[&b]);
 }
 
@@ -234,9 +278,12 @@ impl Drop for LockedBroker {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_refusals_are_named() {
+    let probes = Prober::new().await;
     let broker = LockedBroker::start("mon", "right");
     let b = addr(broker.port);
-    let anonymous = probe("mqtt", &format!(r#"address = "{b}""#), &b).await;
+    let anonymous = probes
+        .probe("mqtt", &format!(r#"address = "{b}""#), &b)
+        .await;
     expect(
         &anonymous,
         Status::Unhealthy,
@@ -244,7 +291,7 @@ async fn mqtt_refusals_are_named() {
     );
     let wrong = format!(r#"address = "{b}", username = "mon", password = "wrong""#);
     expect(
-        &probe("mqtt", &wrong, &b).await,
+        &probes.probe("mqtt", &wrong, &b).await,
         Status::Unhealthy,
         &["refused", "CONNACK code"],
     );
@@ -252,7 +299,7 @@ async fn mqtt_refusals_are_named() {
         r#"address = "{b}", username = "mon", password = "right", client_id = "hmrt-test""#
     );
     expect(
-        &probe("mqtt", &right, &b).await,
+        &probes.probe("mqtt", &right, &b).await,
         Status::Healthy,
         &["accepted"],
     );
@@ -260,28 +307,31 @@ async fn mqtt_refusals_are_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_answers_as_postgres_and_is_ready_for_its_user() {
+    let probes = Prober::new().await;
     let mut pg = PostgresServer::start();
     let p = addr(pg.port());
     // The default user `hmrt` has no role in this cluster: still PostgreSQL answering.
-    let up = probe("postgres", &format!(r#"address = "{p}""#), &p).await;
+    let up = probes
+        .probe("postgres", &format!(r#"address = "{p}""#), &p)
+        .await;
     expect(&up, Status::Healthy, &["answers as PostgreSQL"]);
     assert!(metric(&up, "latency_ms") > 0.0);
     let ready = format!(r#"address = "{p}", user = "postgres", expect_ready = true"#);
     expect(
-        &probe("postgres", &ready, &p).await,
+        &probes.probe("postgres", &ready, &p).await,
         Status::Healthy,
         &["ready for queries"],
     );
     let no_role = format!(r#"address = "{p}", expect_ready = true"#);
     expect(
-        &probe("postgres", &no_role, &p).await,
+        &probes.probe("postgres", &no_role, &p).await,
         Status::Unhealthy,
         &["28000", "hmrt"],
     );
     let no_db =
         format!(r#"address = "{p}", user = "postgres", database = "nope", expect_ready = true"#);
     expect(
-        &probe("postgres", &no_db, &p).await,
+        &probes.probe("postgres", &no_db, &p).await,
         Status::Unhealthy,
         &["3D000", "nope"],
     );
@@ -289,16 +339,19 @@ async fn postgres_answers_as_postgres_and_is_ready_for_its_user() {
     // Redis waits for a line end that this binary packet does not have: silence.
     let redis = RedisServer::start();
     let r = addr(redis.port());
-    let silent = probe(
-        "postgres",
-        &format!(r#"address = "{r}", timeout = "2s""#),
-        &r,
-    )
-    .await;
+    let silent = probes
+        .probe(
+            "postgres",
+            &format!(r#"address = "{r}", timeout = "2s""#),
+            &r,
+        )
+        .await;
     expect(&silent, Status::Unhealthy, &["no answer", "within 2s"]);
     let http = HttpServer::start().await;
     let h = addr(http.port);
-    let web = probe("postgres", &format!(r#"address = "{h}""#), &h).await;
+    let web = probes
+        .probe("postgres", &format!(r#"address = "{h}""#), &h)
+        .await;
     expect(
         &web,
         Status::Unhealthy,
@@ -306,11 +359,15 @@ async fn postgres_answers_as_postgres_and_is_ready_for_its_user() {
     );
     let broker = Mosquitto::start();
     let b = addr(broker.port());
-    let hangs_up = probe("postgres", &format!(r#"address = "{b}""#), &b).await;
+    let hangs_up = probes
+        .probe("postgres", &format!(r#"address = "{b}""#), &b)
+        .await;
     expect(&hangs_up, Status::Unhealthy, &["not PostgreSQL"]);
 
     pg.stop();
-    let down = probe("postgres", &format!(r#"address = "{p}""#), &p).await;
+    let down = probes
+        .probe("postgres", &format!(r#"address = "{p}""#), &p)
+        .await;
     expect(&down, Status::Unhealthy, &[&p]);
 }
 
@@ -370,6 +427,7 @@ impl Drop for TlsServer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_cert_days_left_against_the_thresholds() {
+    let probes = Prober::new().await;
     for (days, status) in [
         (3, Status::Unhealthy),
         (20, Status::Degraded),
@@ -378,7 +436,7 @@ async fn tls_cert_days_left_against_the_thresholds() {
         let server = TlsServer::start(days).await;
         let a = addr(server.port);
         let config = format!(r#"address = "{a}", server_name = "localhost", verify = false"#);
-        let outcome = probe("tls-cert", &config, &a).await;
+        let outcome = probes.probe("tls-cert", &config, &a).await;
         expect(&outcome, status, &["CN=probe.hmrt.test", "expires on"]);
         let left = metric(&outcome, "days_left");
         assert!(
@@ -390,12 +448,13 @@ async fn tls_cert_days_left_against_the_thresholds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_cert_verification_and_handshake_failures() {
+    let probes = Prober::new().await;
     let server = TlsServer::start(90).await;
     let a = addr(server.port);
     // Self-signed: the system's roots do not know it.
     let verified = format!(r#"address = "{a}", server_name = "localhost""#);
     expect(
-        &probe("tls-cert", &verified, &a).await,
+        &probes.probe("tls-cert", &verified, &a).await,
         Status::Unhealthy,
         &["TLS handshake", "UnknownIssuer"],
     );
@@ -403,7 +462,7 @@ async fn tls_cert_verification_and_handshake_failures() {
     let tcp_tls =
         format!(r#"address = "{a}", tls = true, verify = false, expect = "hello over tls""#);
     expect(
-        &probe("tcp", &tcp_tls, &a).await,
+        &probes.probe("tcp", &tcp_tls, &a).await,
         Status::Healthy,
         &["hello over tls"],
     );
@@ -412,7 +471,7 @@ async fn tls_cert_verification_and_handshake_failures() {
     let r = addr(redis.port());
     let plain = format!(r#"address = "{r}", verify = false, timeout = "2s""#);
     expect(
-        &probe("tls-cert", &plain, &r).await,
+        &probes.probe("tls-cert", &plain, &r).await,
         Status::Unhealthy,
         &[&r],
     );
