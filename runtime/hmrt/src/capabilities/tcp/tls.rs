@@ -55,7 +55,7 @@ pub(super) async fn handshake(
     let config = if settings.verify {
         verified_config().await?
     } else {
-        unverified_config()
+        unverified_config()?
     };
     TlsConnector::from(config)
         .connect(settings.name.clone(), tcp)
@@ -91,31 +91,24 @@ async fn verified_config() -> Result<Arc<ClientConfig>, String> {
 }
 
 /// The config that accepts any certificate, built once.
-fn unverified_config() -> Arc<ClientConfig> {
-    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+fn unverified_config() -> Result<Arc<ClientConfig>, String> {
+    static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
             let provider = provider();
             let verifier = Arc::new(AnyCertificate(provider.signature_verification_algorithms));
-            let config = ClientConfig::builder_with_provider(provider)
+            ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
                 .map(|b| {
-                    b.dangerous()
-                        .with_custom_certificate_verifier(verifier)
-                        .with_no_client_auth()
-                });
-            // The provider's defaults always include protocol versions it supports.
-            Arc::new(config.unwrap_or_else(|_| unreachable_config()))
+                    Arc::new(
+                        b.dangerous()
+                            .with_custom_certificate_verifier(verifier)
+                            .with_no_client_auth(),
+                    )
+                })
+                .map_err(|e| e.to_string())
         })
         .clone()
-}
-
-/// Never used: `with_safe_default_protocol_versions` fails only for a provider without
-/// cipher suites, which aws-lc-rs's default is not. Kept panic-free all the same.
-fn unreachable_config() -> ClientConfig {
-    ClientConfig::builder()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth()
 }
 
 /// Accepts any server certificate (the guest asked not to verify, to read an internal or
