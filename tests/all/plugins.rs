@@ -85,7 +85,11 @@ fn an_older_plugin_loads_validates_and_runs(wasm: &str, version: &str) {
     let (code, stdout, stderr) = hmrt(&["plugins", "inspect", "--json", wasm]);
     assert_eq!(code, 0, "{stderr}");
     let value: serde_json::Value = serde_json::from_str(&stdout).expect("json");
-    assert_eq!(value["contract"], format!("hmrt:plugin@{version}"), "{value}");
+    assert_eq!(
+        value["contract"],
+        format!("hmrt:plugin@{version}"),
+        "{value}"
+    );
     assert_eq!(value["capabilities"], serde_json::json!(["tcp"]));
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

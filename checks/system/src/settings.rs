@@ -299,10 +299,7 @@ mod tests {
             let err = Settings::from_json(json).unwrap_err();
             assert!(err.contains(key), "{json}: {err}");
         }
-        let many = format!(
-            r#"{{"disks": [{}]}}"#,
-            [r#"{"mount": "/"}"#; 7].join(",")
-        );
+        let many = format!(r#"{{"disks": [{}]}}"#, [r#"{"mount": "/"}"#; 7].join(","));
         assert!(
             Settings::from_json(&many)
                 .unwrap_err()

@@ -87,7 +87,10 @@ pub fn parse_file_grant(text: &str) -> Result<(PathBuf, bool), String> {
     }
     let path = Path::new(text);
     // Split the text, not the path: `Path::components` drops a `.` in the middle.
-    if text.split('/').any(|segment| segment == "." || segment == "..") {
+    if text
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
         return Err(format!(
             "{text:?} contains `.` or `..`; write the path it stands for"
         ));
@@ -98,7 +101,8 @@ pub fn parse_file_grant(text: &str) -> Result<(PathBuf, bool), String> {
 }
 
 /// The forms a `system` grant takes.
-pub const SYSTEM_FORMS: &str = "\"cpu\", \"memory\", \"load\", \"disk:<mount point>\" or \"network:<interface>\"";
+pub const SYSTEM_FORMS: &str =
+    "\"cpu\", \"memory\", \"load\", \"disk:<mount point>\" or \"network:<interface>\"";
 
 /// Parses a `system` grant: `cpu`, `memory`, `load`, `disk:<absolute mount point>` or
 /// `network:<interface>`.
@@ -111,10 +115,11 @@ pub fn parse_system_grant(text: &str) -> Result<String, String> {
             })?;
             Ok(format!("disk:{}", path.display()))
         }
-        Some(("network", name)) => {
-            interface_problem(name).map_or(Ok(text.to_owned()), |why| Err(format!("{text:?}: {why}")))
-        }
-        _ => Err(format!("{text:?} is not a system resource; write {SYSTEM_FORMS}")),
+        Some(("network", name)) => interface_problem(name)
+            .map_or(Ok(text.to_owned()), |why| Err(format!("{text:?}: {why}"))),
+        _ => Err(format!(
+            "{text:?} is not a system resource; write {SYSTEM_FORMS}"
+        )),
     }
 }
 
@@ -156,7 +161,10 @@ pub fn parse_process_grant(text: &str) -> Result<String, String> {
 pub fn parse_container(text: &str) -> Result<String, String> {
     let valid = !text.is_empty()
         && text.len() <= 128
-        && text.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
@@ -170,8 +178,17 @@ pub fn parse_container(text: &str) -> Result<String, String> {
 }
 
 const UNIT_TYPES: &[&str] = &[
-    "service", "socket", "target", "timer", "mount", "automount", "path", "slice", "scope",
-    "swap", "device",
+    "service",
+    "socket",
+    "target",
+    "timer",
+    "mount",
+    "automount",
+    "path",
+    "slice",
+    "scope",
+    "swap",
+    "device",
 ];
 
 /// Parses a `systemd` grant: a unit's full name, such as `nginx.service`.
@@ -228,7 +245,11 @@ mod tests {
 
     #[test]
     fn bad_file_grants_say_why() {
-        assert!(parse_file_grant("var/log").unwrap_err().contains("absolute"));
+        assert!(
+            parse_file_grant("var/log")
+                .unwrap_err()
+                .contains("absolute")
+        );
         assert!(parse_file_grant("/var/../etc/").unwrap_err().contains(".."));
         assert!(parse_file_grant("/var/./log").unwrap_err().contains(".."));
     }

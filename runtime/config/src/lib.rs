@@ -30,11 +30,11 @@ pub use grants::{
     ArgPattern, ExecArgs, ExecGrants, ExecProgram, Grants, HttpGrants, HttpOrigin,
     SupervisorGrants, SupervisorProgram, TcpEndpoint, TcpGrants, parse_endpoint,
 };
+pub use hmrt_policy::PolicyConfig;
 pub use host_grants::{
     FileGrant, FileGrants, NamedGrant, NamedGrants, SYSTEM_FORMS, parse_container,
     parse_file_grant, parse_process_grant, parse_system_grant, parse_unit,
 };
-pub use hmrt_policy::PolicyConfig;
 pub use url::Url;
 
 /// `runtime.max_concurrency` when not set.

@@ -87,6 +87,9 @@ pub struct Denial {
 /// on a denied call with a huge argument costs a counter, not memory and log lines.
 pub const DENIALS_KEPT: usize = 16;
 
+/// State changes one call may make: one restart, or a stop and a start.
+pub const STATE_CHANGES_PER_CALL: u32 = 2;
+
 /// Size caps on what a capability hands back to a guest.
 #[derive(Debug, Clone, Copy)]
 pub struct CapabilityLimits {
@@ -182,8 +185,9 @@ pub(crate) struct CallContext {
     pub(crate) deadline: crate::sandbox::Deadline,
     pub(crate) denials: Vec<Denial>,
     pub(crate) log_lines: u32,
-    /// supervisord state changes made so far (a restart counts two).
-    pub(crate) supervisor_changes: u32,
+    /// State changes made so far through supervisord, Docker and systemd together (a restart
+    /// counts two); see [`CallContext::change_state`].
+    pub(crate) state_changes: u32,
 }
 
 impl CallContext {
@@ -217,6 +221,20 @@ impl CallContext {
             }),
         }
         HostError::Denied(message)
+    }
+
+    /// Takes `changes` (1 for a start or a stop, 2 for a restart) from the call's allowance of
+    /// [`STATE_CHANGES_PER_CALL`], or refuses without touching `what`. A guest looping on
+    /// `restart` inside one action would restart services outside the policy's backoff and
+    /// budget; one rule for every capability that starts and stops things.
+    pub(crate) fn change_state(&mut self, changes: u32, what: &str) -> Result<(), HostError> {
+        if self.state_changes + changes > STATE_CHANGES_PER_CALL {
+            return Err(HostError::Invalid(format!(
+                "one restart (or a stop and a start) per call; {what} was not touched"
+            )));
+        }
+        self.state_changes += changes;
+        Ok(())
     }
 
     /// The timeout a guest asked for, capped at the time left for the call.

@@ -80,7 +80,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -147,8 +147,9 @@ impl Backend {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| HostError::Failed(format!("cannot create {}: {e}", dir.display())))
                 .and_then(|()| {
-                    crate::state::write_durably(&dir, &name, &next.encode())
-                        .map_err(|e| HostError::Failed(format!("cannot keep the scratch store: {e}")))
+                    crate::state::write_durably(&dir, &name, &next.encode()).map_err(|e| {
+                        HostError::Failed(format!("cannot keep the scratch store: {e}"))
+                    })
                 })?;
         }
         *store = next;
@@ -194,11 +195,9 @@ impl Host for HostState {
         let task = self.call.task.clone();
         let backends = self.call.backends.clone();
         // The write is small but fsyncs: off the executor.
-        tokio::task::spawn_blocking(move || {
-            backends.scratch.change(&task, |s| s.set(key, value))
-        })
-        .await
-        .map_err(|e| HostError::Failed(format!("the scratch store failed: {e}")))?
+        tokio::task::spawn_blocking(move || backends.scratch.change(&task, |s| s.set(key, value)))
+            .await
+            .map_err(|e| HostError::Failed(format!("the scratch store failed: {e}")))?
     }
 
     async fn remove(&mut self, key: String) {
@@ -233,8 +232,10 @@ mod tests {
     fn a_store_survives_a_new_backend_and_is_per_task() {
         let dir = tempfile::tempdir().unwrap();
         let b = backend(Some(dir.path()));
-        b.change("web", |s| s.set("k".into(), vec![0, 255, 7])).unwrap();
-        b.change("db", |s| s.set("k".into(), b"other".to_vec())).unwrap();
+        b.change("web", |s| s.set("k".into(), vec![0, 255, 7]))
+            .unwrap();
+        b.change("db", |s| s.set("k".into(), b"other".to_vec()))
+            .unwrap();
         let again = backend(Some(dir.path()));
         assert_eq!(again.get("web", "k"), Some(vec![0, 255, 7]));
         assert_eq!(again.get("db", "k"), Some(b"other".to_vec()));

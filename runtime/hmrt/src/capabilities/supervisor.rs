@@ -6,10 +6,6 @@ use crate::sandbox::HostState;
 use crate::sandbox::bindings::supervisor::{Host, ProcessState, ProcessStatus};
 use crate::sandbox::bindings::types::HostError;
 
-/// State changes one call may make: one restart, or a stop and a start. A guest looping on
-/// `restart` inside one action would restart a program outside the policy's backoff and budget.
-const CHANGES_PER_CALL: u32 = 2;
-
 #[derive(Clone, Copy)]
 enum Verb {
     Status,
@@ -27,7 +23,8 @@ impl HostState {
         if !call.grants.supervisor.allows(&program) {
             return Err(call.deny(Capability::Supervisor, format!("program {program:?}")));
         }
-        let Some(client) = call.backends.supervisor.as_ref() else {
+        let backends = call.backends.clone();
+        let Some(client) = backends.supervisor.as_ref() else {
             return Err(HostError::Failed(
                 "no supervisord configured: set [supervisor] serverurl".into(),
             ));
@@ -37,12 +34,7 @@ impl HostState {
             Verb::Start | Verb::Stop => 1,
             Verb::Restart => 2,
         };
-        if call.supervisor_changes + changes > CHANGES_PER_CALL {
-            return Err(HostError::Invalid(format!(
-                "one restart (or a stop and a start) per call; {program:?} was not touched"
-            )));
-        }
-        call.supervisor_changes += changes;
+        call.change_state(changes, &format!("{program:?}"))?;
         let timeout = call.timeout(0).ok_or(HostError::Timeout)?;
         let request = async {
             match verb {

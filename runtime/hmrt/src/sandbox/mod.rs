@@ -413,7 +413,7 @@ impl Sandbox {
                 deadline,
                 denials: Vec::new(),
                 log_lines: 0,
-                supervisor_changes: 0,
+                state_changes: 0,
             },
         };
         let mut store = Store::new(&self.engine, state);

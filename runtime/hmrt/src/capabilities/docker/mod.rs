@@ -18,12 +18,6 @@ use crate::sandbox::HostState;
 use crate::sandbox::bindings::docker::{Container, ContainerStats, Host};
 use crate::sandbox::bindings::types::HostError;
 
-/// State changes one call may make: one restart, or a stop and a start. A guest looping on
-/// `restart` inside one action would restart a container outside the policy's backoff and
-/// budget. The count is the call's one count of service state changes, shared with
-/// `supervisor`.
-const CHANGES_PER_CALL: u32 = 2;
-
 /// How many state changes `change` counts.
 fn weight(change: Option<Change>) -> u32 {
     match change {
@@ -49,12 +43,7 @@ impl HostState {
             return Err(call.deny(Capability::Docker, format!("container {container:?}")));
         }
         let changes = weight(change);
-        if call.supervisor_changes + changes > CHANGES_PER_CALL {
-            return Err(HostError::Invalid(format!(
-                "one restart (or a stop and a start) per call; {container:?} was not touched"
-            )));
-        }
-        call.supervisor_changes += changes;
+        call.change_state(changes, &format!("{container:?}"))?;
         call.timeout(0).ok_or(HostError::Timeout)
     }
 

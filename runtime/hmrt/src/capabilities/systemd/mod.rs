@@ -22,11 +22,6 @@ use crate::sandbox::bindings::types::HostError;
 use bus::Job;
 use unit::Refusal;
 
-/// State changes one call may make: one restart, or a stop and a start. A guest looping on
-/// `restart` inside one action would restart a unit outside the policy's backoff and budget.
-/// The count is the call's (shared with `supervisor`): one action call, one restart.
-const CHANGES_PER_CALL: u32 = 2;
-
 /// The D-Bus connection to systemd, shared by all calls: connected on first use, kept while
 /// it works, connected again after it broke.
 pub(crate) struct Backend {
@@ -140,12 +135,7 @@ impl HostState {
             Verb::Change(Job::Start | Job::Stop) => 1,
             Verb::Change(Job::Restart) => 2,
         };
-        if call.supervisor_changes + changes > CHANGES_PER_CALL {
-            return Err(HostError::Invalid(format!(
-                "one restart (or a stop and a start) per call; {name:?} was not touched"
-            )));
-        }
-        call.supervisor_changes += changes;
+        call.change_state(changes, &format!("{name:?}"))?;
         let timeout = call.timeout(0).ok_or(HostError::Timeout)?;
         let backend = &call.backends.systemd;
         let request = async {

@@ -25,4 +25,3 @@ impl exec::Host for HostState {
         })
     }
 }
-
