@@ -124,3 +124,33 @@ fn a_core_module_in_plugins_is_named_with_what_is_wrong() {
         "{stderr}"
     );
 }
+
+/// The examples of each replaced system's job (`examples/replacing/`) are configs a user copies:
+/// every one loads, and every plugin in it accepts its config and is granted what it needs.
+/// And each is checked for teeth: without one of its grants, the same file is refused.
+#[test]
+fn the_replacing_examples_validate_and_a_missing_grant_is_caught() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/replacing");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/replacing") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        seen += 1;
+        let (code, stdout, stderr) = hmrt(&["validate", path.to_str().expect("utf-8")]);
+        assert_eq!(code, 0, "{}: {stdout}{stderr}", path.display());
+
+        // The first grants table of the file, emptied: its task must now be refused.
+        let text = std::fs::read_to_string(&path).expect("read");
+        let start = text.find("\ngrants = {").expect("a grants line") + 1;
+        let end = start + text[start..].find('\n').expect("end of line");
+        let stripped = format!("{}grants = {{}}{}", &text[..start], &text[end..]);
+        let ws = Workspace::new();
+        let config = ws.config(&stripped);
+        let (code, _, stderr) = hmrt(&["validate", config.to_str().expect("utf-8")]);
+        assert_ne!(code, 0, "{} without its first grants passed", path.display());
+        assert!(stderr.contains("grants"), "{}: {stderr}", path.display());
+    }
+    assert_eq!(seen, 4, "one example per replaced system");
+}
