@@ -143,6 +143,7 @@ pub fn bind(config: &Config, registry: &Registry) -> Result<Vec<BoundTask>, Vec<
                         timeout: action.timeout,
                         memory_bytes: memory(task.memory),
                     },
+                    scratch: Some(Arc::from(format!("{}.action", task.name))),
                 };
                 (plugin, call)
             })
@@ -165,6 +166,7 @@ pub fn bind(config: &Config, registry: &Registry) -> Result<Vec<BoundTask>, Vec<
                         timeout: task.timeout,
                         memory_bytes: memory(task.memory),
                     },
+                    scratch: Some(Arc::from(format!("{}.check", task.name))),
                 },
                 config: task.clone(),
                 check,

@@ -68,6 +68,7 @@ pub fn bind(config: &Config, registry: &Registry) -> Result<Vec<Receiver>, Vec<C
                             timeout: action.timeout,
                             memory_bytes: 64 << 20,
                         },
+                        scratch: None,
                     },
                     queue: super::router::queue_name(&route.name, escalation),
                     action: action.clone(),

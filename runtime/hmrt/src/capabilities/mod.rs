@@ -188,6 +188,10 @@ pub(crate) struct CallContext {
     /// State changes made so far through supervisord, Docker and systemd together (a restart
     /// counts two); see [`CallContext::change_state`].
     pub(crate) state_changes: u32,
+    /// The call's `scratch` store, if it has one (see [`crate::sandbox::TaskCall::scratch`]).
+    pub(crate) scratch: Option<Arc<str>>,
+    /// Changes written to the store so far (each one an fsync).
+    pub(crate) scratch_writes: u32,
 }
 
 impl CallContext {

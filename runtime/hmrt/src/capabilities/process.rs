@@ -63,7 +63,15 @@ impl Host for HostState {
         if !self.call.grants.process.allows(&name) {
             return Err(self.call.deny(Capability::Process, name));
         }
-        let pid = main_pid(&self.call, &target).await?;
+        let pid = match main_pid(&self.call, &target).await {
+            // Docker or systemd resolved the granted name to another container or unit.
+            Err(HostError::Denied(why)) => {
+                return Err(self
+                    .call
+                    .deny(Capability::Process, format!("{name} ({why})")));
+            }
+            other => other?,
+        };
         off_thread(&self.call, move || procfs::read_stats(pid)).await
     }
 }

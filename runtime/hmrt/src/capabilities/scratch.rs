@@ -2,9 +2,12 @@
 //! instance), so a check can compute rates and deltas: CPU % from two samples, new log lines
 //! since the last offset. Always allowed, because it reaches nothing but the task's own store.
 //!
-//! Each store holds at most [`STORE_BYTES`] (keys and values together). Under `hmrt run` it is
-//! written to `state_dir/scratch/<task>.json` atomically on every change, so it survives a
-//! restart; `hmrt check` keeps it in memory, so a one-off check never moves the daemon's samples.
+//! A task's check and its action each have their own store (`<task>.check`, `<task>.action`);
+//! `describe`, `validate` and alert receivers have none. Each store holds at most
+//! [`STORE_BYTES`] (keys and values together) and takes at most [`WRITES_PER_CALL`] changes per
+//! call. Under `hmrt run` it is written to `state_dir/scratch/<store>.json` atomically on every
+//! change, so it survives a restart; `hmrt check` keeps it in memory, so a one-off check never
+//! moves the daemon's samples.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -20,6 +23,9 @@ use crate::sandbox::bindings::types::HostError;
 pub const STORE_BYTES: usize = 64 * 1024;
 /// The longest key.
 const KEY_BYTES: usize = 256;
+/// Changes written per call: each is an fsync, and a guest looping on `set` must not turn its
+/// timeout into thousands of them.
+pub const WRITES_PER_CALL: u32 = 32;
 
 /// One task's store.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -103,10 +109,12 @@ impl Backend {
         }
     }
 
-    /// Where `task`'s store is kept, if on disk (only tasks, whose names are file-safe).
-    fn file(&self, task: &str) -> Option<(PathBuf, String)> {
+    /// Where the store `key` (`<task>.check`, `<task>.action`) is kept, if on disk: task names
+    /// are file-safe, so the key is too.
+    fn file(&self, key: &str) -> Option<(PathBuf, String)> {
         let dir = self.dir.as_ref()?;
-        TaskName::is_valid(task).then(|| (dir.clone(), format!("{task}.json")))
+        let task = key.rsplit_once('.').map_or(key, |(task, _)| task);
+        TaskName::is_valid(task).then(|| (dir.clone(), format!("{key}.json")))
     }
 
     fn store(&self, task: &str) -> Arc<Mutex<Store>> {
@@ -185,26 +193,50 @@ fn load(dir: &Path, name: &str, task: &str) -> Store {
     }
 }
 
+impl HostState {
+    /// The call's store, and one more write taken from its allowance.
+    fn scratch_write(&mut self) -> Result<Arc<str>, HostError> {
+        let call = &mut self.call;
+        let store = call.scratch.clone().ok_or_else(|| {
+            HostError::Invalid("scratch is not available in describe or validate".into())
+        })?;
+        if call.scratch_writes >= WRITES_PER_CALL {
+            return Err(HostError::Invalid(format!(
+                "at most {WRITES_PER_CALL} scratch changes per call"
+            )));
+        }
+        call.scratch_writes += 1;
+        Ok(store)
+    }
+}
+
 impl Host for HostState {
     async fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        let task = self.call.task.clone();
-        self.call.backends.scratch.get(&task, &key)
+        let store = self.call.scratch.clone()?;
+        let backends = self.call.backends.clone();
+        // The first use reads the store's file: off the executor.
+        tokio::task::spawn_blocking(move || backends.scratch.get(&store, &key))
+            .await
+            .ok()
+            .flatten()
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), HostError> {
-        let task = self.call.task.clone();
+        let store = self.scratch_write()?;
         let backends = self.call.backends.clone();
         // The write is small but fsyncs: off the executor.
-        tokio::task::spawn_blocking(move || backends.scratch.change(&task, |s| s.set(key, value)))
+        tokio::task::spawn_blocking(move || backends.scratch.change(&store, |s| s.set(key, value)))
             .await
             .map_err(|e| HostError::Failed(format!("the scratch store failed: {e}")))?
     }
 
     async fn remove(&mut self, key: String) {
-        let task = self.call.task.clone();
+        let Ok(store) = self.scratch_write() else {
+            return;
+        };
         let backends = self.call.backends.clone();
         let removed = tokio::task::spawn_blocking(move || {
-            backends.scratch.change(&task, |s| {
+            backends.scratch.change(&store, |s| {
                 s.entries.remove(&key);
                 Ok(())
             })
@@ -229,17 +261,18 @@ mod tests {
     }
 
     #[test]
-    fn a_store_survives_a_new_backend_and_is_per_task() {
+    fn a_store_survives_a_new_backend_and_check_and_action_have_their_own() {
         let dir = tempfile::tempdir().unwrap();
         let b = backend(Some(dir.path()));
-        b.change("web", |s| s.set("k".into(), vec![0, 255, 7]))
+        b.change("web.check", |s| s.set("k".into(), vec![0, 255, 7]))
             .unwrap();
-        b.change("db", |s| s.set("k".into(), b"other".to_vec()))
+        b.change("web.action", |s| s.set("k".into(), b"other".to_vec()))
             .unwrap();
         let again = backend(Some(dir.path()));
-        assert_eq!(again.get("web", "k"), Some(vec![0, 255, 7]));
-        assert_eq!(again.get("db", "k"), Some(b"other".to_vec()));
-        assert_eq!(again.get("web", "missing"), None);
+        assert_eq!(again.get("web.check", "k"), Some(vec![0, 255, 7]));
+        assert_eq!(again.get("web.action", "k"), Some(b"other".to_vec()));
+        assert_eq!(again.get("web.check", "missing"), None);
+        assert!(dir.path().join("scratch/web.check.json").exists());
     }
 
     #[test]
@@ -262,12 +295,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let scratch = dir.path().join("scratch");
         std::fs::create_dir_all(&scratch).unwrap();
-        std::fs::write(scratch.join("web.json"), b"{not json").unwrap();
+        std::fs::write(scratch.join("web.check.json"), b"{not json").unwrap();
         let b = backend(Some(dir.path()));
-        assert_eq!(b.get("web", "k"), None);
-        assert!(scratch.join("web.json.corrupt").exists());
-        b.change("web", |s| s.set("k".into(), vec![1])).unwrap();
-        assert_eq!(backend(Some(dir.path())).get("web", "k"), Some(vec![1]));
+        assert_eq!(b.get("web.check", "k"), None);
+        assert!(scratch.join("web.check.json.corrupt").exists());
+        b.change("web.check", |s| s.set("k".into(), vec![1]))
+            .unwrap();
+        assert_eq!(
+            backend(Some(dir.path())).get("web.check", "k"),
+            Some(vec![1])
+        );
     }
 
     #[test]

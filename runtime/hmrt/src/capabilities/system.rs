@@ -28,13 +28,14 @@ use crate::sandbox::bindings::types::HostError;
 /// cap on what one call can make the host hold.
 pub(crate) const PROC_FILE_BYTES: u64 = 4 << 20;
 
-/// The first [`PROC_FILE_BYTES`] of `path`, as text.
+/// The first [`PROC_FILE_BYTES`] of `path`, as text. Lossy: a mount point or interface name
+/// need not be UTF-8, and one such line must not fail every read of the file.
 pub(crate) fn read_proc(path: &Path) -> Result<String, HostError> {
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|f| f.take(PROC_FILE_BYTES).read_to_string(&mut text))
+        .and_then(|f| f.take(PROC_FILE_BYTES).read_to_end(&mut bytes))
         .map_err(|e| HostError::Failed(format!("reading {}: {e}", path.display())))?;
-    Ok(text)
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The kernel's clock ticks per second (`USER_HZ`), which `/proc` counts CPU time in.

@@ -480,6 +480,7 @@ impl Sandbox {
                 timeout: Duration::from_secs(2),
                 memory_bytes: 16 << 20,
             },
+            scratch: None,
         };
         let pre = pre.clone();
         let (result, _report) = self

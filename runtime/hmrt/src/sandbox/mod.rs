@@ -83,6 +83,10 @@ pub struct TaskCall {
     pub grants: Arc<Grants>,
     /// How long and how big the call may get.
     pub limits: CallLimits,
+    /// Which `scratch` store the call uses: a task's check and its action each have their own
+    /// (`<task>.check`, `<task>.action`), so neither can read or reset the other's samples.
+    /// None: `scratch` is refused (`describe`, `validate`, alert receivers).
+    pub scratch: Option<Arc<str>>,
 }
 
 /// Why a call produced no result.
@@ -319,6 +323,7 @@ impl Sandbox {
     ) -> Result<Result<Vec<Need>, String>, CallError> {
         let task = TaskCall {
             grants: Arc::new(Grants::default()),
+            scratch: None,
             ..task.clone()
         };
         let arg = wit_task(&task);
@@ -414,6 +419,8 @@ impl Sandbox {
                 denials: Vec::new(),
                 log_lines: 0,
                 state_changes: 0,
+                scratch: task.scratch.clone(),
+                scratch_writes: 0,
             },
         };
         let mut store = Store::new(&self.engine, state);

@@ -246,8 +246,12 @@ fn uncovered(need: &Need, grants: &Grants) -> Option<String> {
             .then(|| format!("supervisord program {program:?} is not in the supervisor grants")),
         Need::Tcp(address) => endpoint_uncovered(address, &grants.tcp, "tcp"),
         Need::Smtp(address) => endpoint_uncovered(address, &grants.smtp, "smtp"),
-        Need::System(resource) => (!grants.system.allows(resource))
-            .then(|| format!("{resource:?} is not in the system grants")),
+        // Normalised as the grant is (`disk:/var/` is `disk:/var`), as the capability does.
+        Need::System(resource) => match hmrt_config::parse_system_grant(resource) {
+            Err(e) => Some(e),
+            Ok(name) if grants.system.allows(&name) => None,
+            Ok(_) => Some(format!("{resource:?} is not in the system grants")),
+        },
         Need::Process(target) => (!grants.process.allows(target))
             .then(|| format!("{target:?} is not in the process grants")),
         Need::Files(path) => (!grants.files.allows(std::path::Path::new(path)))

@@ -26,7 +26,7 @@ const CLIENT_TIMEOUT_SECS: u64 = 600;
 /// Longest message from Docker passed on.
 const MESSAGE: usize = 512;
 
-/// Docker's default stop grace period, used when the call has time for it.
+/// Docker's default stop grace period, for a container that sets none.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Why an operation did not happen.
@@ -186,18 +186,35 @@ impl Backend {
         }
     }
 
-    /// Makes `change` and returns the container's state after. `time_left` bounds the stop
-    /// grace period, so Docker kills the container before the call's deadline rather than
-    /// after it.
+    /// Makes `change` and returns the container's state after. A stop or restart keeps the
+    /// container's own grace period (`--stop-timeout`, else Docker's 10 s) and is refused when
+    /// that does not fit in half of `time_left`: cutting it short would kill a database that
+    /// asked for time to shut down cleanly.
     pub(crate) async fn change(
         &self,
         asked: &str,
         change: Change,
         time_left: Duration,
     ) -> Result<Container, EngineError> {
-        let Resolved { docker, id, .. } = self.resolve(asked).await?;
-        let grace = STOP_GRACE.min(time_left / 2).as_secs();
-        let grace = Some(i32::try_from(grace).unwrap_or(i32::MAX));
+        let Resolved {
+            docker,
+            id,
+            inspect,
+        } = self.resolve(asked).await?;
+        let own = inspect
+            .config
+            .as_ref()
+            .and_then(|c| c.stop_timeout)
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(STOP_GRACE, Duration::from_secs);
+        if change != Change::Start && own > time_left / 2 {
+            return Err(EngineError::Engine(format!(
+                "{asked:?} takes up to {}s to stop (its stop timeout), more than the call has left ({}s); give the action a longer timeout",
+                own.as_secs(),
+                time_left.as_secs()
+            )));
+        }
+        let grace = Some(i32::try_from(own.as_secs()).unwrap_or(i32::MAX));
         let done = match change {
             Change::Start => {
                 docker

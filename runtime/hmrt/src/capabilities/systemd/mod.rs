@@ -103,6 +103,10 @@ impl Backend {
     /// bounds the wait).
     pub(crate) async fn main_pid(&self, unit: &str) -> Result<u32, HostError> {
         let status = self.status(unit).await.map_err(|failure| match failure {
+            // The caller records it as a `process` denial.
+            Failure::Refused(refusal @ unit::Refusal::Alias { .. }) => {
+                HostError::Denied(refusal.to_string())
+            }
             Failure::Refused(refusal) => HostError::Failed(refusal.to_string()),
             Failure::Bus(text) => HostError::Failed(text),
         })?;

@@ -61,8 +61,10 @@ impl UnitProps {
     /// The guest's view of the unit `asked` (the granted name), refused when systemd resolved
     /// it to another unit or has no such unit. Strings are capped, escaped words.
     pub(crate) fn status(self, asked: &str) -> Result<UnitStatus, Refusal> {
+        // Compare before capping: a long unit name (a scope, an escaped device path) is still
+        // itself.
         let id = word(&self.id);
-        if id != asked {
+        if self.id != asked {
             return Err(Refusal::Alias {
                 asked: untrusted::line(asked, untrusted::ASKED),
                 id,
