@@ -193,16 +193,9 @@ fn name(dn: &x509_parser::x509::X509Name<'_>) -> String {
                 .join("+")
         })
         .collect();
-    let mut text = rdns.into_iter().rev().collect::<Vec<_>>().join(", ");
-    if text.len() > NAME_MAX {
-        let mut cut = NAME_MAX;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
+    let text = rdns.into_iter().rev().collect::<Vec<_>>().join(", ");
+    // A certificate's text is the server's: one escaped, capped line like every outside string.
+    crate::sandbox::untrusted::line(&text, NAME_MAX)
 }
 
 fn hex(bytes: &[u8]) -> String {
