@@ -8,16 +8,17 @@ use std::time::{Duration, Instant};
 use hmrt::capabilities::Capability;
 use hmrt::sandbox::{CheckOutcome, Status};
 
-use crate::support::{Workspace, check_once};
+use crate::support::{Workspace, check_once_timed};
 
-/// Runs the hostile guest once: `program` with `args`, under `grants` (TOML) and `timeout`.
-async fn run_hostile(
+/// Runs the hostile guest once: `program` with `args`, under `grants` (TOML) and `timeout`;
+/// returns the outcome and how long the call took.
+async fn run_hostile_timed(
     ws: &Workspace,
     grants: &str,
     program: &str,
     args: &[&str],
     timeout: &str,
-) -> CheckOutcome {
+) -> (CheckOutcome, Duration) {
     ws.plugin("hostile", hmrt_test_artifacts::HOSTILE);
     let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
     let config = ws.load(&format!(
@@ -31,7 +32,21 @@ grants = {{ exec = {grants} }}
 "#,
         args.join(", ")
     ));
-    check_once(&config).await.0
+    let (outcome, _, took) = check_once_timed(&config).await;
+    (outcome, took)
+}
+
+/// [`run_hostile_timed`] without its time.
+async fn run_hostile(
+    ws: &Workspace,
+    grants: &str,
+    program: &str,
+    args: &[&str],
+    timeout: &str,
+) -> CheckOutcome {
+    run_hostile_timed(ws, grants, program, args, timeout)
+        .await
+        .0
 }
 
 /// Writes an executable `/bin/sh` script into the workspace (the test's own; hmrt never runs a
@@ -139,16 +154,11 @@ async fn a_setsid_grandchild_does_not_outlive_a_timed_out_call() {
         &format!("(/usr/bin/setsid /bin/sleep {orphan} &)\nexec /bin/sleep {own}"),
     );
     let grants = format!(r#"[{{ program = "{escape}", args = [] }}]"#);
-    let started = Instant::now();
-    let outcome = run_hostile(&ws, &grants, &escape, &[], "1s").await;
+    let (outcome, took) = run_hostile_timed(&ws, &grants, &escape, &[], "1s").await;
     let message = outcome.message();
     assert_eq!(outcome.status(), Status::Unhealthy, "{message}");
     assert!(message.contains("timed out"), "{message}");
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(took < Duration::from_secs(8), "took {took:?}");
     gone(&own).await;
     gone(&orphan).await;
 }
@@ -164,17 +174,12 @@ async fn what_a_program_leaves_behind_is_killed_when_it_exits() {
         &format!("(/usr/bin/setsid /bin/sleep {orphan} &)\necho started"),
     );
     let grants = format!(r#"[{{ program = "{leave}", args = [] }}]"#);
-    let started = Instant::now();
-    let outcome = run_hostile(&ws, &grants, &leave, &[], "10s").await;
+    let (outcome, took) = run_hostile_timed(&ws, &grants, &leave, &[], "10s").await;
     let message = outcome.message();
     assert_eq!(outcome.status(), Status::Healthy, "{message}");
     assert!(message.contains("started"), "{message}");
     // The orphan's open stdout no longer stretches the call to its timeout.
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
     gone(&orphan).await;
 }
 

@@ -149,7 +149,12 @@ fn the_replacing_examples_validate_and_a_missing_grant_is_caught() {
         let ws = Workspace::new();
         let config = ws.config(&stripped);
         let (code, _, stderr) = hmrt(&["validate", config.to_str().expect("utf-8")]);
-        assert_ne!(code, 0, "{} without its first grants passed", path.display());
+        assert_ne!(
+            code,
+            0,
+            "{} without its first grants passed",
+            path.display()
+        );
         assert!(stderr.contains("grants"), "{}: {stderr}", path.display());
     }
     assert_eq!(seen, 4, "one example per replaced system");
