@@ -179,3 +179,28 @@ grants = {{ http = ["{origin}"] }}
     assert!(why.contains("old.wasm") && why.contains("0.0.1"), "{why}");
     assert_eq!(code, 3, "the worst status (unknown) decides the exit code");
 }
+
+/// Only the built-ins a config names are compiled at start, yet every built-in is still known:
+/// an unknown name lists them all, and a file named like one that was not compiled is still
+/// refused as a clash.
+#[test]
+fn built_ins_a_config_does_not_name_are_known_but_not_compiled() {
+    let ws = Workspace::new();
+    ws.plugin("tls-cert", hmrt_test_artifacts::V0_2);
+    let config = ws.config(
+        r#"
+[[task]]
+name = "typo"
+check = "dockr"
+"#,
+    );
+    let (code, _, stderr) = hmrt(&["validate", config.to_str().expect("utf-8")]);
+    assert_ne!(code, 0, "{stderr}");
+    for known in ["docker", "systemd", "log-scan", "http"] {
+        assert!(stderr.contains(known), "{known} missing from: {stderr}");
+    }
+    assert!(
+        stderr.contains("\"tls-cert\" is the name of a built-in plugin"),
+        "{stderr}"
+    );
+}

@@ -2,7 +2,7 @@
 //! `plugins_dir`, each compiled once and usable by name (a file's stem). A file that cannot be
 //! used is kept as a problem naming the file, so the tasks that do not need it still run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::sandbox::{LoadError, Plugin, PluginKind, Sandbox};
@@ -108,6 +108,8 @@ pub struct Registry {
     entries: BTreeMap<String, Entry>,
     broken: BTreeMap<String, Problem>,
     problems: Vec<Problem>,
+    /// Built-ins not compiled because the config does not name them ([`Registry::load_named`]).
+    unloaded: BTreeMap<String, PluginKind>,
 }
 
 /// A plugin is named by its file stem in the config, logs and state, as a task is: the same
@@ -120,11 +122,35 @@ impl Registry {
     /// Loads the built-ins and, if `plugins_dir` exists, every `*.wasm` in it. A missing
     /// directory means no third-party plugins; any other problem is recorded, not fatal.
     pub async fn load(sandbox: &Sandbox, plugins_dir: Option<&Path>) -> Registry {
+        Registry::load_builtins(sandbox, plugins_dir, |_| true).await
+    }
+
+    /// Like [`Registry::load`], but compiles only the built-ins in `wanted` (the names a config
+    /// uses): compiling all of them costs seconds at every start, and a daemon or a one-off
+    /// check never runs the others. The rest are still known by name, for "did you mean"
+    /// messages. Third-party files are all loaded, so a broken one is always reported.
+    pub async fn load_named(
+        sandbox: &Sandbox,
+        plugins_dir: Option<&Path>,
+        wanted: &BTreeSet<String>,
+    ) -> Registry {
+        Registry::load_builtins(sandbox, plugins_dir, |name| wanted.contains(name)).await
+    }
+
+    async fn load_builtins(
+        sandbox: &Sandbox,
+        plugins_dir: Option<&Path>,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Registry {
         let mut registry = Registry::default();
-        for (name, bytes) in builtin::BUILTIN_CHECKS
-            .iter()
-            .chain(builtin::BUILTIN_ACTIONS)
-        {
+        let kinds = std::iter::repeat(PluginKind::Check)
+            .zip(builtin::BUILTIN_CHECKS)
+            .chain(std::iter::repeat(PluginKind::Action).zip(builtin::BUILTIN_ACTIONS));
+        for (kind, (name, bytes)) in kinds {
+            if !wanted(name) {
+                registry.unloaded.insert(name.to_string(), kind);
+                continue;
+            }
             match sandbox.load(bytes).await {
                 Ok(plugin) => {
                     registry.entries.insert(
@@ -185,6 +211,7 @@ impl Registry {
                     .entries
                     .get(&name)
                     .is_some_and(|e| e.source == Source::Builtin)
+                || self.unloaded.contains_key(&name)
             {
                 let problem = Problem::ShadowsBuiltin {
                     file,
@@ -245,13 +272,33 @@ impl Registry {
         self.entries.values()
     }
 
-    /// The names of usable plugins of `kind`, for "did you mean" messages.
+    /// The names of usable plugins of `kind` (built-ins not compiled included), for "did you
+    /// mean" messages.
     pub fn names(&self, kind: PluginKind) -> Vec<&str> {
-        self.entries
+        let mut names: Vec<&str> = self
+            .entries
             .values()
             .filter(|e| e.plugin.kind() == kind)
             .map(|e| e.name.as_str())
-            .collect()
+            .chain(
+                self.unloaded
+                    .iter()
+                    .filter(|(_, k)| **k == kind)
+                    .map(|(name, _)| name.as_str()),
+            )
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// How many plugins are usable by name (built-ins not compiled included).
+    pub fn len(&self) -> usize {
+        self.entries.len() + self.unloaded.len()
+    }
+
+    /// Whether no plugin is usable.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Every file (or built-in) that could not be loaded.

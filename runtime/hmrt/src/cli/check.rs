@@ -126,7 +126,7 @@ pub(super) async fn validate(file: &Path) -> anyhow::Result<ExitCode> {
             "{}: ok ({} tasks, {} plugins)",
             file.display(),
             config.tasks.len(),
-            registry.entries().count()
+            registry.len()
         );
         return Ok(ExitCode::SUCCESS);
     }

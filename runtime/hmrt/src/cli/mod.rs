@@ -337,8 +337,25 @@ pub async fn setup(
     };
     let sandbox = Sandbox::new(&options, backends)
         .map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e:#}"))?;
-    let registry = Registry::load(&sandbox, Some(&config.runtime.plugins_dir)).await;
+    let registry = Registry::load_named(
+        &sandbox,
+        Some(&config.runtime.plugins_dir),
+        &plugin_names(config),
+    )
+    .await;
     Ok((Arc::new(sandbox), Arc::new(registry)))
+}
+
+/// Every plugin name `config` uses: its tasks' checks and actions, its routes' receivers.
+fn plugin_names(config: &Config) -> std::collections::BTreeSet<String> {
+    let tasks = config.tasks.iter().flat_map(|t| {
+        std::iter::once(t.check.clone()).chain(t.on_failure.iter().map(|a| a.action.clone()))
+    });
+    let routes = config.alerts.iter().flat_map(|r| {
+        std::iter::once(r.receiver.action.clone())
+            .chain(r.escalate_to.iter().map(|a| a.action.clone()))
+    });
+    tasks.chain(routes).collect()
 }
 
 async fn bare_sandbox() -> anyhow::Result<Sandbox> {
