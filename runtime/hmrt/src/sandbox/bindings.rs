@@ -74,7 +74,7 @@ pub mod v0_2 {
 }
 
 /// The contract as hmrt 0.1 spoke it (`wit/0.1.0/`, frozen). Its capability interfaces are
-/// served by adapting each call to the current one (`compat.rs`), so a capability keeps one
+/// served by adapting each call to the current one (`compat/`), so a capability keeps one
 /// implementation.
 pub mod v0_1 {
     /// The `check` world of 0.1.0.

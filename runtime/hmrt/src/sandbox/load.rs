@@ -20,7 +20,7 @@ use super::{CallLimits, CheckResult, HostState, Need, PluginInfo, Sandbox, TaskC
 
 /// The version of the `hmrt:plugin` package this host speaks; a new plugin is built against it.
 pub const CONTRACT_VERSION: &str = "0.3.0";
-/// Every version hmrt runs plugins of, newest first: older ones through `compat.rs`.
+/// Every version hmrt runs plugins of, newest first: older ones through `compat/`.
 pub const SUPPORTED_VERSIONS: &[&str] = &[CONTRACT_VERSION, "0.2.0", "0.1.0"];
 const PACKAGE: &str = "hmrt:plugin";
 
