@@ -12,6 +12,16 @@ mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
 }
 
+/// The bytes of the built-in plugin `name`, if there is one.
+#[cfg(test)]
+pub(crate) fn builtin_bytes(name: &str) -> Option<&'static [u8]> {
+    builtin::BUILTIN_CHECKS
+        .iter()
+        .chain(builtin::BUILTIN_ACTIONS)
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
+}
+
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {

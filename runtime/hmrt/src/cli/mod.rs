@@ -24,7 +24,7 @@ use state::{history, rearm, simulate};
 
 use crate::capabilities::{Backends, CapabilityLimits, HostServices};
 use crate::registry::Registry;
-use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::sandbox::{CompileCache, Sandbox, SandboxOptions};
 
 /// hmrt: health checks and recovery, with every check and action sandboxed in WebAssembly.
 #[derive(Debug, Parser)]
@@ -334,6 +334,7 @@ pub async fn setup(
     let options = SandboxOptions {
         max_concurrency: u32::try_from(config.runtime.max_concurrency).unwrap_or(u32::MAX),
         max_memory_bytes: crate::tasks::max_memory(config),
+        compile_cache: CompileCache::from_env(),
     };
     let sandbox = Sandbox::new(&options, backends)
         .map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e:#}"))?;
@@ -361,6 +362,9 @@ fn plugin_names(config: &Config) -> std::collections::BTreeSet<String> {
 async fn bare_sandbox() -> anyhow::Result<Sandbox> {
     let backends =
         Backends::new(None, CapabilityLimits::default()).context("cannot build the HTTP client")?;
-    Sandbox::new(&SandboxOptions::default(), backends)
-        .map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e:#}"))
+    let options = SandboxOptions {
+        compile_cache: CompileCache::from_env(),
+        ..SandboxOptions::default()
+    };
+    Sandbox::new(&options, backends).map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e:#}"))
 }

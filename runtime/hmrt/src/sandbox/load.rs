@@ -457,7 +457,11 @@ impl Sandbox {
     async fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
         let engine = self.engine().clone();
         let bytes = bytes.to_vec();
-        let compiling = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes));
+        let cache = self.compile_cache().cloned();
+        let compiling = tokio::task::spawn_blocking(move || match cache {
+            Some(cache) => cache.compile(&engine, &bytes),
+            None => Component::new(&engine, &bytes),
+        });
         match tokio::time::timeout(COMPILE_TIME, compiling).await {
             Err(_) => Err(LoadError::Compile(format!(
                 "compiling took longer than {} s",

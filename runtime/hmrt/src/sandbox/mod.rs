@@ -8,6 +8,7 @@
 //! not hmrt, and guest CPU never sits in line with the scheduler's timers.
 
 pub mod bindings;
+mod cache;
 mod compat;
 mod host;
 mod load;
@@ -30,6 +31,7 @@ use crate::capabilities::{Backends, CallContext, Denial};
 pub use bindings::check::exports::hmrt::plugin::check_plugin::CheckResult;
 use bindings::types::Status as WitStatus;
 pub use bindings::types::{Capability as DeclaredCapability, Metric, Need, PluginInfo};
+pub use cache::CompileCache;
 pub use hmrt_policy::Status;
 pub(crate) use host::{Deadline, HostState};
 pub use load::{
@@ -50,6 +52,8 @@ pub struct SandboxOptions {
     pub max_concurrency: u32,
     /// The largest memory limit any task has; the pool's slots are this big.
     pub max_memory_bytes: usize,
+    /// Where compiled plugins are kept between starts; none: compile at every start.
+    pub compile_cache: Option<CompileCache>,
 }
 
 impl Default for SandboxOptions {
@@ -57,6 +61,7 @@ impl Default for SandboxOptions {
         SandboxOptions {
             max_concurrency: 16,
             max_memory_bytes: 64 << 20,
+            compile_cache: None,
         }
     }
 }
@@ -215,6 +220,7 @@ pub struct Sandbox {
     slots: Arc<Semaphore>,
     guests: pool::GuestPool,
     gate: pool::CpuGate,
+    cache: Option<CompileCache>,
     _ticker: EpochTicker,
 }
 
@@ -243,6 +249,7 @@ impl Sandbox {
             slots: Arc::new(Semaphore::new(options.max_concurrency.max(1) as usize)),
             guests: pool::GuestPool::start()?,
             gate: pool::CpuGate::new(),
+            cache: options.compile_cache.clone(),
             _ticker: ticker,
         })
     }
@@ -444,6 +451,10 @@ impl Sandbox {
 
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub(crate) fn compile_cache(&self) -> Option<&CompileCache> {
+        self.cache.as_ref()
     }
 
     pub(crate) fn linker(&self) -> &Linker<HostState> {
