@@ -113,10 +113,14 @@ impl CompileCache {
                 "the directory is not private to hmrt's user; not written",
             ));
         }
+        // Unique per writer: two loads of one plugin at once (in one process or two) must not
+        // write into one temp file.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let tmp = self.dir.join(format!(
-            ".{}.{}.tmp",
+            ".{}.{}.{}.tmp",
             path.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
-            std::process::id()
+            std::process::id(),
+            WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let written = (|| {
             let mut file = fs::OpenOptions::new()
