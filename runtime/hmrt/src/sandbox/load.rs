@@ -161,6 +161,33 @@ pub(crate) enum Instance {
 }
 
 impl Pre {
+    /// The typed pre-instance of `kind` in contract version `contract`.
+    fn new(
+        kind: PluginKind,
+        contract: &str,
+        instance_pre: wasmtime::component::InstancePre<HostState>,
+    ) -> Result<Pre, LoadError> {
+        let typed = |e: wasmtime::Error| {
+            LoadError::Compile(untrusted::line(&format!("{e:#}"), untrusted::MESSAGE))
+        };
+        Ok(match (kind, contract) {
+            (PluginKind::Check, "0.1.0") => {
+                Pre::CheckV01(v0_1::check::CheckPre::new(instance_pre).map_err(typed)?)
+            }
+            (PluginKind::Action, "0.1.0") => {
+                Pre::ActionV01(v0_1::action::ActionPre::new(instance_pre).map_err(typed)?)
+            }
+            (PluginKind::Check, "0.2.0") => {
+                Pre::CheckV02(v0_2::check::CheckPre::new(instance_pre).map_err(typed)?)
+            }
+            (PluginKind::Action, "0.2.0") => {
+                Pre::ActionV02(v0_2::action::ActionPre::new(instance_pre).map_err(typed)?)
+            }
+            (PluginKind::Check, _) => Pre::Check(CheckPre::new(instance_pre).map_err(typed)?),
+            (PluginKind::Action, _) => Pre::Action(ActionPre::new(instance_pre).map_err(typed)?),
+        })
+    }
+
     pub(crate) async fn instantiate(
         &self,
         store: &mut Store<HostState>,
@@ -420,25 +447,7 @@ impl Sandbox {
                 None => LoadError::Compile(text),
             }
         })?;
-        let typed = |e: wasmtime::Error| {
-            LoadError::Compile(untrusted::line(&format!("{e:#}"), untrusted::MESSAGE))
-        };
-        let pre = match (kind, contract) {
-            (PluginKind::Check, "0.1.0") => {
-                Pre::CheckV01(v0_1::check::CheckPre::new(instance_pre).map_err(typed)?)
-            }
-            (PluginKind::Action, "0.1.0") => {
-                Pre::ActionV01(v0_1::action::ActionPre::new(instance_pre).map_err(typed)?)
-            }
-            (PluginKind::Check, "0.2.0") => {
-                Pre::CheckV02(v0_2::check::CheckPre::new(instance_pre).map_err(typed)?)
-            }
-            (PluginKind::Action, "0.2.0") => {
-                Pre::ActionV02(v0_2::action::ActionPre::new(instance_pre).map_err(typed)?)
-            }
-            (PluginKind::Check, _) => Pre::Check(CheckPre::new(instance_pre).map_err(typed)?),
-            (PluginKind::Action, _) => Pre::Action(ActionPre::new(instance_pre).map_err(typed)?),
-        };
+        let pre = Pre::new(kind, contract, instance_pre)?;
         let info = self.describe(&pre).await?;
         Ok(Plugin {
             inner: Arc::new(Inner {

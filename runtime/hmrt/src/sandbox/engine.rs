@@ -1,0 +1,72 @@
+//! The wasmtime engine every plugin runs in: its configuration (what wasm features a guest
+//! gets, the pooling allocator's bounds) and the thread that advances its epoch, the clock of
+//! CPU deadlines and yields.
+
+use std::sync::Arc;
+
+use wasmtime::Engine;
+
+use super::{EPOCH_TICK, SandboxOptions};
+
+pub(super) fn engine_config(options: &SandboxOptions) -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(512 * 1024)
+        .async_stack_size(2 << 20)
+        .async_stack_zeroing(true)
+        .concurrency_support(false)
+        .wasm_threads(false)
+        .wasm_gc(false)
+        .wasm_exceptions(false)
+        .wasm_stack_switching(false)
+        .wasm_memory64(false);
+    // Calls are bounded by `max_concurrency`, so the pool needs room for that many component
+    // instances; the per-component maximums keep one component from taking the whole pool.
+    let slots = options.max_concurrency.max(1) + 2;
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 32)
+        .total_memories(slots * 4)
+        .total_tables(slots * 16)
+        .total_stacks(slots)
+        .max_core_instances_per_component(32)
+        .max_memories_per_component(4)
+        .max_tables_per_component(16)
+        .max_memory_size(options.max_memory_bytes);
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own, until the engine
+/// is gone.
+pub(super) struct EpochTicker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl EpochTicker {
+    pub(super) fn start(engine: &Engine) -> std::io::Result<EpochTicker> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let weak = engine.weak();
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("hmrt-epoch".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => return,
+                    }
+                }
+            })?;
+        Ok(EpochTicker { stop })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
