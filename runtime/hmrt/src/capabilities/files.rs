@@ -35,11 +35,12 @@ impl HostState {
                 let timeout = self.call.timeout(0).ok_or(HostError::Timeout)?;
                 let deadline = Instant::now() + timeout;
                 let grants = self.call.grants.clone();
-                let work = tokio::task::spawn_blocking(move || op(&grants.files, deadline));
-                match tokio::time::timeout(timeout, work).await {
-                    Err(_) => Err(Refusal::Timeout),
-                    Ok(Err(join)) => Err(Refusal::Failed(format!("reading {asked}: {join}"))),
-                    Ok(Ok(outcome)) => outcome,
+                let key = Some(format!("file {asked}"));
+                match super::blocking::run(timeout, key, move || op(&grants.files, deadline)).await
+                {
+                    Err(HostError::Timeout) => Err(Refusal::Timeout),
+                    Err(e) => return Err(e),
+                    Ok(outcome) => outcome,
                 }
             }
         };

@@ -5,6 +5,7 @@
 //! and never a trap.
 
 mod addr;
+mod blocking;
 mod docker;
 mod exec;
 mod files;

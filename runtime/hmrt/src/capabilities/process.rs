@@ -72,6 +72,6 @@ impl Host for HostState {
             }
             other => other?,
         };
-        off_thread(&self.call, move || procfs::read_stats(pid)).await
+        off_thread(&self.call, None, move || procfs::read_stats(pid)).await
     }
 }

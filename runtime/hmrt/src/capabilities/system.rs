@@ -43,17 +43,15 @@ pub(crate) fn ticks_per_second() -> u64 {
     rustix::param::clock_ticks_per_second().max(1)
 }
 
-/// Runs `read` (blocking file-system work) on tokio's blocking pool, within the call's time.
+/// Runs `read` (blocking file-system work) on tokio's blocking pool, within the call's time
+/// (bounded as [`super::blocking`] says; `key` names a mount point a read may hang on).
 pub(crate) async fn off_thread<T: Send + 'static>(
     call: &CallContext,
+    key: Option<String>,
     read: impl FnOnce() -> Result<T, HostError> + Send + 'static,
 ) -> Result<T, HostError> {
     let timeout = call.timeout(0).ok_or(HostError::Timeout)?;
-    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(read)).await {
-        Err(_) => Err(HostError::Timeout),
-        Ok(Err(join)) => Err(HostError::Failed(format!("reading /proc: {join}"))),
-        Ok(Ok(result)) => result,
-    }
+    super::blocking::run(timeout, key, read).await?
 }
 
 fn failed(e: String) -> HostError {
@@ -155,17 +153,17 @@ impl HostState {
 impl Host for HostState {
     async fn cpu(&mut self) -> Result<CpuTimes, HostError> {
         self.system_granted("cpu")?;
-        off_thread(&self.call, read_cpu).await
+        off_thread(&self.call, None, read_cpu).await
     }
 
     async fn memory(&mut self) -> Result<MemoryInfo, HostError> {
         self.system_granted("memory")?;
-        off_thread(&self.call, read_memory).await
+        off_thread(&self.call, None, read_memory).await
     }
 
     async fn load(&mut self) -> Result<LoadAverage, HostError> {
         self.system_granted("load")?;
-        off_thread(&self.call, read_load).await
+        off_thread(&self.call, None, read_load).await
     }
 
     async fn disk(&mut self, mount_point: String) -> Result<DiskUsage, HostError> {
@@ -176,12 +174,12 @@ impl Host for HostState {
                 .deny(Capability::System, format!("disk:{mount_point}")));
         };
         self.system_granted(&grant)?;
-        off_thread(&self.call, move || read_disk(path)).await
+        off_thread(&self.call, Some(grant), move || read_disk(path)).await
     }
 
     async fn network(&mut self, interface: String) -> Result<NetworkCounters, HostError> {
         self.system_granted(&format!("network:{interface}"))?;
-        off_thread(&self.call, move || read_network(interface)).await
+        off_thread(&self.call, None, move || read_network(interface)).await
     }
 }
 
