@@ -206,8 +206,9 @@ fn a_dependency_outage_holds_its_dependants_and_follows_up_both_ways() {
     board.wait("db recovered again", Duration::from_secs(5), |k| {
         k.len() >= 6
     });
-    // Settle: anything still owed would be delivered within a few checks.
-    std::thread::sleep(Duration::from_millis(500));
+    // Anything still owed would be delivered within a few checks: let both be checked three
+    // more times, then nothing more may have come.
+    board.wait_checks(&["db", "api"], 3, Duration::from_secs(10));
     assert_eq!(
         board.kinds(),
         pairs(&[
@@ -243,7 +244,7 @@ fn notices_wait_out_a_receiver_outage_in_order() {
         board.broken("web", false);
         reach("healthy");
     }
-    // The receiver stays down for 30 s.
+    // The receiver stays down for 30 s: the outage the scenario is about, not a wait for hmrt.
     while down.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -133,34 +133,8 @@ fn bytes(key: &str, value: &Value) -> Result<f64, String> {
     }
 }
 
-/// A size as tasks.toml writes memory limits: digits, then `B`, `KB` `MB` `GB` `TB` (decimal)
-/// or `KiB` `MiB` `GiB` `TiB` (binary), case-insensitive; no unit means bytes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let shape = "write it as \"512KiB\", \"200MiB\", \"1GiB\", \"10MB\" or a number of bytes";
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (digits, unit) = trimmed.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: {shape}"))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1000,
-        "mb" => 1000_u64.pow(2),
-        "gb" => 1000_u64.pow(3),
-        "tb" => 1000_u64.pow(4),
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "tib" => 1 << 40,
-        _ => return Err(format!("invalid size {text:?}: {shape}")),
-    };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("size {text:?} is too large"))
-}
+/// A size as tasks.toml writes memory limits (the config's own grammar).
+pub use hmrt_plugin::parse_size;
 
 #[cfg(test)]
 mod tests {

@@ -214,6 +214,10 @@ impl Config {
     }
 }
 
+/// A byte size as tasks.toml writes it (`"512KiB"`, `"200MiB"`, `"10MB"`, bytes): the config's
+/// own grammar, so a threshold reads like a task's `memory`.
+pub use hmrt_domain::size::parse as parse_size;
+
 /// Parses a humane duration with hmrt's one duration grammar ([`hmrt_domain::duration`]), the
 /// same `tasks.toml` uses: `"250ms"`, `"1.5s"`, `"1m30s"`, `"1min"`, up to one year.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -14,6 +14,7 @@ pub mod duration;
 pub mod env_name;
 pub mod program;
 mod server_url;
+pub mod size;
 mod task_name;
 
 pub use server_url::{ServerUrl, ServerUrlError};

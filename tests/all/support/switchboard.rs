@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 #[derive(Default)]
 struct Shared {
     broken: Mutex<HashMap<String, bool>>,
+    checked: Mutex<HashMap<String, u32>>,
     receiver_down: AtomicBool,
     hooks: Mutex<Vec<(Instant, serde_json::Value)>>,
     refused: Mutex<u32>,
@@ -41,6 +42,7 @@ impl Switchboard {
                 "/health/{name}",
                 get(
                     |State(s): State<Arc<Shared>>, Path(name): Path<String>| async move {
+                        *s.checked.lock().unwrap().entry(name.clone()).or_default() += 1;
                         let broken = s
                             .broken
                             .lock()
@@ -87,6 +89,35 @@ impl Switchboard {
     /// The origin, for grants.
     pub fn origin(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// How often `/health/{name}` was asked: the checks hmrt made of `name`.
+    pub fn checks(&self, name: &str) -> u32 {
+        self.shared
+            .checked
+            .lock()
+            .unwrap()
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Waits (up to `timeout`) until every one of `names` has been checked `more` times since
+    /// this call: proof that hmrt went on judging, before a test asserts nothing more came.
+    pub fn wait_checks(&self, names: &[&str], more: u32, timeout: Duration) {
+        let from: Vec<u32> = names.iter().map(|n| self.checks(n)).collect();
+        let deadline = Instant::now() + timeout;
+        while names
+            .iter()
+            .zip(&from)
+            .any(|(n, f)| self.checks(n) < f + more)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{names:?} were not checked {more} more times in {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Breaks (`true`) or repairs `/health/{name}`.
