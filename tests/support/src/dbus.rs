@@ -11,11 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::supervisord::{send_signal, wait_until};
+use crate::supervisord::{program_bin, terminate, wait_until};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-const SIGTERM: i32 = 15;
 
 /// A running dbus-daemon; stopped (SIGTERM, then SIGKILL) on drop.
 pub struct DbusDaemon {
@@ -26,15 +25,7 @@ pub struct DbusDaemon {
 
 /// The dbus-daemon executable (see the module docs).
 pub fn dbus_daemon_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("HMRT_DBUS_DAEMON") {
-        return PathBuf::from(path);
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("dbus-daemon"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/dbus-daemon"))
+    program_bin("HMRT_DBUS_DAEMON", "dbus-daemon", "/usr/bin/dbus-daemon")
 }
 
 impl DbusDaemon {
@@ -139,17 +130,7 @@ impl DbusDaemon {
     /// Stops it: SIGTERM, and SIGKILL if it has not exited within 10 s. Dropping it does the
     /// same; calling this twice is harmless.
     pub fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            send_signal(pid, SIGTERM);
-        }
-        let child = &mut self.child;
-        if !wait_until(STOP_TIMEOUT, || matches!(child.try_wait(), Ok(Some(_)))) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        terminate(&mut self.child, STOP_TIMEOUT);
     }
 }
 

@@ -14,11 +14,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::supervisord::{free_port, send_signal, wait_until};
+use crate::supervisord::{free_port, program_bin, terminate};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-const SIGTERM: i32 = 15;
 
 /// An MQTT 3.1.1 CONNECT: clean session, keep-alive 60 s, empty client id.
 pub const CONNECT: [u8; 14] = [
@@ -36,15 +35,7 @@ pub struct Mosquitto {
 
 /// The mosquitto executable (see the module docs).
 pub fn mosquitto_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("HMRT_MOSQUITTO") {
-        return PathBuf::from(path);
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("mosquitto"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("/usr/sbin/mosquitto"))
+    program_bin("HMRT_MOSQUITTO", "mosquitto", "/usr/sbin/mosquitto")
 }
 
 impl Mosquitto {
@@ -135,17 +126,7 @@ impl Mosquitto {
     /// Stops it: SIGTERM, and SIGKILL if it has not exited within 10 s. Dropping it does the
     /// same; calling this twice is harmless.
     pub fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            send_signal(pid, SIGTERM);
-        }
-        let child = &mut self.child;
-        if !wait_until(STOP_TIMEOUT, || matches!(child.try_wait(), Ok(Some(_)))) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        terminate(&mut self.child, STOP_TIMEOUT);
     }
 }
 

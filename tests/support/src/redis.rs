@@ -11,11 +11,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::supervisord::{free_port, send_signal, wait_until};
+use crate::supervisord::{free_port, program_bin, terminate};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-const SIGTERM: i32 = 15;
 
 /// A running redis-server; stopped (SIGTERM, then SIGKILL) on drop.
 pub struct RedisServer {
@@ -27,15 +26,7 @@ pub struct RedisServer {
 
 /// The redis-server executable (see the module docs).
 pub fn redis_server_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("HMRT_REDIS_SERVER") {
-        return PathBuf::from(path);
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("redis-server"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/redis-server"))
+    program_bin("HMRT_REDIS_SERVER", "redis-server", "/usr/bin/redis-server")
 }
 
 impl RedisServer {
@@ -143,17 +134,7 @@ impl RedisServer {
     /// Stops it: SIGTERM, and SIGKILL if it has not exited within 10 s. Dropping it does the
     /// same; calling this twice is harmless.
     pub fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            send_signal(pid, SIGTERM);
-        }
-        let child = &mut self.child;
-        if !wait_until(STOP_TIMEOUT, || matches!(child.try_wait(), Ok(Some(_)))) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        terminate(&mut self.child, STOP_TIMEOUT);
     }
 }
 

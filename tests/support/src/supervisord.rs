@@ -51,6 +51,35 @@ pub fn send_signal(pid: i32, sig: i32) -> bool {
     unsafe { sys::kill(pid, sig) == 0 }
 }
 
+/// A server's executable: `$env` if set, else `name` on `PATH`, else `fallback` (where Debian
+/// puts it), for a clear "not found" from the caller.
+pub fn program_bin(env: &str, name: &str, fallback: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
+        return PathBuf::from(path);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(fallback))
+}
+
+/// Stops a server: SIGTERM, and SIGKILL if it has not exited within `timeout`. Harmless on one
+/// that has exited already.
+pub fn terminate(child: &mut Child, timeout: Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    if let Ok(pid) = i32::try_from(child.id()) {
+        send_signal(pid, 15);
+    }
+    if !wait_until(timeout, || matches!(child.try_wait(), Ok(Some(_)))) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// Whether a process with this pid exists and is not a zombie (a container's pid 1 may never
 /// reap orphans, so a dead one can linger as a zombie).
 pub fn process_alive(pid: u32) -> bool {
