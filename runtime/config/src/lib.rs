@@ -39,6 +39,8 @@ pub use url::Url;
 
 /// `runtime.max_concurrency` when not set.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
+/// `runtime.warm_instances` when not set.
+pub const DEFAULT_WARM_INSTANCES: usize = 64;
 /// A task's `interval` when neither it nor `[defaults]` sets one.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// A task's `timeout` when neither it nor `[defaults]` sets one.
@@ -130,6 +132,9 @@ pub struct RuntimeConfig {
     pub listen: Option<SocketAddr>,
     /// How many checks may run at once (at least 1).
     pub max_concurrency: usize,
+    /// How many tasks checked at least every 10 s may keep their plugin instance warm between
+    /// checks (0: a fresh instance for every call).
+    pub warm_instances: usize,
 }
 
 /// The `[api]` section: who may change things through the HTTP API.

@@ -144,6 +144,7 @@ pub fn bind(config: &Config, registry: &Registry) -> Result<Vec<BoundTask>, Vec<
                         memory_bytes: memory(task.memory),
                     },
                     scratch: Some(Arc::from(format!("{}.action", task.name))),
+                    reuse: None,
                 };
                 (plugin, call)
             })
@@ -167,6 +168,8 @@ pub fn bind(config: &Config, registry: &Registry) -> Result<Vec<BoundTask>, Vec<
                         memory_bytes: memory(task.memory),
                     },
                     scratch: Some(Arc::from(format!("{}.check", task.name))),
+                    reuse: (task.interval <= crate::sandbox::REUSE_INTERVAL)
+                        .then(crate::sandbox::WarmSlot::new),
                 },
                 config: task.clone(),
                 check,

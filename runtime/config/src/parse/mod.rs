@@ -21,8 +21,8 @@ use toml::de::{DeTable, DeValue};
 use crate::error::LineIndex;
 use crate::values::parse_serverurl;
 use crate::{
-    ApiConfig, Config, ConfigError, ConfigErrors, DEFAULT_MAX_CONCURRENCY, DockerConfig, Location,
-    RuntimeConfig, SupervisorConfig, SystemdConfig,
+    ApiConfig, Config, ConfigError, ConfigErrors, DEFAULT_MAX_CONCURRENCY, DEFAULT_WARM_INSTANCES,
+    DockerConfig, Location, RuntimeConfig, SupervisorConfig, SystemdConfig,
 };
 use settings::{Layer, Pass};
 
@@ -41,7 +41,13 @@ const TOP_KEYS: &[&str] = &[
     "maintenance",
 ];
 const API_KEYS: &[&str] = &["token_env"];
-const RUNTIME_KEYS: &[&str] = &["plugins_dir", "state_dir", "listen", "max_concurrency"];
+const RUNTIME_KEYS: &[&str] = &[
+    "plugins_dir",
+    "state_dir",
+    "listen",
+    "max_concurrency",
+    "warm_instances",
+];
 const SUPERVISOR_KEYS: &[&str] = &["serverurl", "username", "password"];
 const DOCKER_KEYS: &[&str] = &["host"];
 const SYSTEMD_KEYS: &[&str] = &["bus"];
@@ -174,6 +180,7 @@ impl<'a> Parser<'a> {
                     state_dir: self.dir.join("state"),
                     listen: None,
                     max_concurrency: DEFAULT_MAX_CONCURRENCY,
+                    warm_instances: DEFAULT_WARM_INSTANCES,
                 },
                 None,
             ),
@@ -272,12 +279,19 @@ impl<'a> Parser<'a> {
             .count(t, "max_concurrency", 1, u32::MAX)
             .and_then(|n| usize::try_from(n.v).ok())
             .unwrap_or(DEFAULT_MAX_CONCURRENCY);
+        // Each warm instance holds a slot of the instance pool; past a few thousand the pool's
+        // address-space reservation, not the checks, becomes the limit.
+        let warm_instances = self
+            .count(t, "warm_instances", 0, 4096)
+            .and_then(|n| usize::try_from(n.v).ok())
+            .unwrap_or(DEFAULT_WARM_INSTANCES);
         (
             RuntimeConfig {
                 plugins_dir,
                 state_dir,
                 listen,
                 max_concurrency,
+                warm_instances,
             },
             listen_span,
         )

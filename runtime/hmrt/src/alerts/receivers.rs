@@ -69,6 +69,7 @@ pub fn bind(config: &Config, registry: &Registry) -> Result<Vec<Receiver>, Vec<C
                             memory_bytes: 64 << 20,
                         },
                         scratch: None,
+                        reuse: None,
                     },
                     queue: super::router::queue_name(&route.name, escalation),
                     action: action.clone(),

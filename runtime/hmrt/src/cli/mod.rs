@@ -335,6 +335,7 @@ pub async fn setup(
         max_concurrency: u32::try_from(config.runtime.max_concurrency).unwrap_or(u32::MAX),
         max_memory_bytes: crate::tasks::max_memory(config),
         compile_cache: CompileCache::from_env(),
+        warm_instances: u32::try_from(config.runtime.warm_instances).unwrap_or(u32::MAX),
     };
     let sandbox = Sandbox::new(&options, backends)
         .map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e:#}"))?;

@@ -22,14 +22,16 @@ pub(super) fn engine_config(options: &SandboxOptions) -> wasmtime::Config {
         .wasm_exceptions(false)
         .wasm_stack_switching(false)
         .wasm_memory64(false);
-    // Calls are bounded by `max_concurrency`, so the pool needs room for that many component
-    // instances; the per-component maximums keep one component from taking the whole pool.
-    let slots = options.max_concurrency.max(1) + 2;
+    // Calls are bounded by `max_concurrency` and kept instances by `warm_instances`, so the
+    // pool needs room for both (stacks too: a Store keeps the fiber stack of its last call for
+    // the next one); the per-component maximums keep one component from taking the whole pool.
+    let calls = options.max_concurrency.max(1) + 2;
+    let slots = calls.saturating_add(options.warm_instances);
     let mut pool = wasmtime::PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
-        .total_core_instances(slots * 32)
-        .total_memories(slots * 4)
-        .total_tables(slots * 16)
+        .total_core_instances(slots.saturating_mul(32))
+        .total_memories(slots.saturating_mul(4))
+        .total_tables(slots.saturating_mul(16))
         .total_stacks(slots)
         .max_core_instances_per_component(32)
         .max_memories_per_component(4)

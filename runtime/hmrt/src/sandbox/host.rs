@@ -7,12 +7,17 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::capabilities::CallContext;
 
-/// The `T` of every `Store<T>`: one per plugin call, dropped with it.
+/// The `T` of every `Store<T>`: one per plugin call, or per task while its instance is warm.
 pub struct HostState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) call: CallContext,
+    /// The guest's stdout and stderr, drained after every call.
+    pub(crate) stdout: super::output::CallOutput,
+    pub(crate) stderr: super::output::CallOutput,
+    /// The call's place at the CPU gate (see `pool`).
+    pub(crate) turns: super::pool::Turns,
 }
 
 impl WasiView for HostState {

@@ -373,6 +373,11 @@ impl Plugin {
     pub(crate) fn pre(&self) -> &Pre {
         &self.inner.pre
     }
+
+    /// Whether both are the same loaded plugin (not merely the same name).
+    pub(crate) fn same(&self, other: &Plugin) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
 }
 
 /// Splits `hmrt:plugin/name@version` into (name, version).
@@ -494,11 +499,11 @@ impl Sandbox {
                 memory_bytes: 16 << 20,
             },
             scratch: None,
+            reuse: None,
         };
-        let pre = pre.clone();
         let (result, _report) = self
-            .call(&task, move |store| {
-                Box::pin(async move { pre.instantiate(store).await?.describe(store).await })
+            .call(pre, &task, None, move |store, instance| {
+                Box::pin(instance.describe(store))
             })
             .await;
         result

@@ -1,11 +1,12 @@
-//! The sandbox: one wasmtime engine and linker, each plugin compiled once, and a fresh,
-//! limited Store per call that holds the calling task's grants.
+//! The sandbox: one wasmtime engine and linker, each plugin compiled once, and a limited Store
+//! per call that holds the calling task's grants: fresh for each call, or for a task checked
+//! often, kept warm between that task's own calls (see `warm`).
 //!
 //! Limits on every call: memory (a `ResourceLimiter`), guest CPU (an epoch deadline that also
 //! yields to the executor every tick, so a spinning guest cannot starve other tasks), and wall
-//! clock for the whole call including host I/O (a timeout around it). A call runs in its own
-//! tokio task on the guests' own runtime (`pool`), so a panic inside wasmtime ends that call,
-//! not hmrt, and guest CPU never sits in line with the scheduler's timers.
+//! clock for the whole call including host I/O (a timeout around it). A call that keeps the
+//! CPU moves to the guests' own runtime (`pool`), so guest CPU never sits in line with the
+//! scheduler's timers; a panic inside wasmtime ends that call, not hmrt.
 
 pub mod bindings;
 mod cache;
@@ -13,8 +14,10 @@ mod compat;
 mod engine;
 mod host;
 mod load;
+mod output;
 mod pool;
 pub(crate) mod untrusted;
+mod warm;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,7 +29,6 @@ use tokio::sync::Semaphore;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::capabilities::{Backends, CallContext, Denial};
 pub use bindings::check::exports::hmrt::plugin::check_plugin::CheckResult;
@@ -39,6 +41,8 @@ pub use load::{
     CONTRACT_VERSION, LoadError, MAX_PLUGIN_BYTES, Plugin, PluginKind, SUPPORTED_VERSIONS,
     read_plugin,
 };
+use load::{Instance, Pre};
+pub use warm::{REUSE_INTERVAL, WarmSlot};
 
 /// How often the epoch advances: the granularity of CPU deadlines and of a guest's yields.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -55,6 +59,8 @@ pub struct SandboxOptions {
     pub max_memory_bytes: usize,
     /// Where compiled plugins are kept between starts; none: compile at every start.
     pub compile_cache: Option<CompileCache>,
+    /// Warm instances kept at once (each holds a pool slot and its touched memory).
+    pub warm_instances: u32,
 }
 
 impl Default for SandboxOptions {
@@ -63,6 +69,7 @@ impl Default for SandboxOptions {
             max_concurrency: 16,
             max_memory_bytes: 64 << 20,
             compile_cache: None,
+            warm_instances: 64,
         }
     }
 }
@@ -93,6 +100,9 @@ pub struct TaskCall {
     /// (`<task>.check`, `<task>.action`), so neither can read or reset the other's samples.
     /// None: `scratch` is refused (`describe`, `validate`, alert receivers).
     pub scratch: Option<Arc<str>>,
+    /// Where this task keeps a warm instance between its calls; None: a fresh instance per
+    /// call. Only the task's own check call has one (see `warm`).
+    pub reuse: Option<Arc<WarmSlot>>,
 }
 
 /// Why a call produced no result.
@@ -219,6 +229,7 @@ pub struct Sandbox {
     linker: Linker<HostState>,
     backends: Arc<Backends>,
     slots: Arc<Semaphore>,
+    warm_budget: Arc<Semaphore>,
     guests: pool::GuestPool,
     gate: pool::CpuGate,
     cache: Option<CompileCache>,
@@ -248,6 +259,7 @@ impl Sandbox {
             linker,
             backends: Arc::new(backends),
             slots: Arc::new(Semaphore::new(options.max_concurrency.max(1) as usize)),
+            warm_budget: Arc::new(Semaphore::new(options.warm_instances as usize)),
             guests: pool::GuestPool::start()?,
             gate: pool::CpuGate::new(),
             cache: options.compile_cache.clone(),
@@ -271,11 +283,11 @@ impl Sandbox {
                 report: CallReport::default(),
             };
         }
-        let pre = plugin.pre().clone();
         let arg = wit_task(task);
+        let reuse = task.reuse.as_ref().map(|slot| (plugin, slot));
         let (result, report) = self
-            .call(task, move |store| {
-                Box::pin(async move { pre.instantiate(store).await?.check(store, &arg).await })
+            .call(plugin.pre(), task, reuse, move |store, instance| {
+                Box::pin(async move { instance.check(store, &arg).await })
             })
             .await;
         CheckOutcome {
@@ -301,7 +313,6 @@ impl Sandbox {
                 CallReport::default(),
             );
         }
-        let pre = plugin.pre().clone();
         let arg = wit_task(task);
         let trigger = bindings::action::exports::hmrt::plugin::action_plugin::Trigger {
             status: wit_status(trigger.status),
@@ -309,13 +320,8 @@ impl Sandbox {
             attempt: trigger.attempt,
         };
         let (result, report) = self
-            .call(task, move |store| {
-                Box::pin(async move {
-                    pre.instantiate(store)
-                        .await?
-                        .run(store, &arg, &trigger)
-                        .await
-                })
+            .call(plugin.pre(), task, None, move |store, instance| {
+                Box::pin(async move { instance.run(store, &arg, &trigger).await })
             })
             .await;
         let cut = |m: String| untrusted::line(&m, untrusted::MESSAGE);
@@ -332,23 +338,34 @@ impl Sandbox {
         let task = TaskCall {
             grants: Arc::new(Grants::default()),
             scratch: None,
+            reuse: None,
             ..task.clone()
         };
         let arg = wit_task(&task);
-        let pre = plugin.pre().clone();
         let (result, _report) = self
-            .call(&task, move |store| {
-                Box::pin(async move { pre.instantiate(store).await?.validate(store, &arg).await })
+            .call(plugin.pre(), &task, None, move |store, instance| {
+                Box::pin(async move { instance.validate(store, &arg).await })
             })
             .await;
         result.map(untrusted::validated)
     }
 
-    /// Runs one call in a fresh Store, in its own tokio task, within the task's limits.
-    async fn call<R, F>(&self, task: &TaskCall, f: F) -> (Result<R, CallError>, CallReport)
+    /// Runs one call in its own tokio task, within the task's limits: in the task's warm
+    /// instance when `reuse` has one that fits, else in a fresh Store and instance, which is
+    /// kept warm afterwards if `reuse` asks for it, the call ended cleanly and the warm budget
+    /// has room.
+    async fn call<R, F>(
+        &self,
+        pre: &Pre,
+        task: &TaskCall,
+        reuse: Option<(&Plugin, &Arc<WarmSlot>)>,
+        f: F,
+    ) -> (Result<R, CallError>, CallReport)
     where
         R: Send + 'static,
-        F: for<'a> FnOnce(&'a mut Store<HostState>) -> CallFuture<'a, R> + Send + 'static,
+        F: for<'a> FnOnce(&'a mut Store<HostState>, &'a Instance) -> CallFuture<'a, R>
+            + Send
+            + 'static,
     {
         let Ok(_slot) = self.slots.clone().acquire_owned().await else {
             return (
@@ -359,33 +376,72 @@ impl Sandbox {
         let started = Instant::now();
         let timeout = task.limits.timeout;
         let deadline = Deadline(started + timeout);
-        let stdout = MemoryOutputPipe::new(GUEST_OUTPUT_BYTES);
-        let stderr = MemoryOutputPipe::new(GUEST_OUTPUT_BYTES);
-        let mut store = self.new_store(task, deadline, &stdout, &stderr);
+        let (mut store, instance, ticket) = match reuse.and_then(|(p, slot)| slot.take(p, task)) {
+            Some(warm) => {
+                let mut store = warm.store;
+                rearm(&mut store, deadline);
+                (store, Some(warm.instance), Some(warm.ticket))
+            }
+            None => {
+                let ticket = reuse.and_then(|(plugin, _)| {
+                    let budget = self.warm_budget.clone().try_acquire_owned().ok()?;
+                    Some(warm::Ticket::new(plugin, task, budget))
+                });
+                (self.new_store(task, deadline), None, ticket)
+            }
+        };
+        let (stdout, stderr) = {
+            let state = store.data();
+            (state.stdout.clone(), state.stderr.clone())
+        };
         let limit = task.limits.memory_bytes;
-        let joined = self
-            .guests
-            .spawn(async move {
-                let result = tokio::time::timeout(timeout, f(&mut store)).await;
-                let state = store.data_mut();
-                let denials = std::mem::take(&mut state.call.denials);
-                let memory_hit = state.limiter.memory_limit_hit;
-                // The Store (and the abandoned call in it, if the timeout fired) is dropped here,
-                // inside this task: nothing of a cancelled call outlives it.
-                drop(store);
-                (result, memory_hit, denials)
+        let pre = pre.clone();
+        let offload = store.data().turns.offload();
+        let body = async move {
+            let mut instance = instance;
+            let result = tokio::time::timeout(timeout, async {
+                if instance.is_none() {
+                    instance = Some(pre.instantiate(&mut store).await?);
+                }
+                match instance.as_ref() {
+                    Some(instance) => f(&mut store, instance).await,
+                    None => Err(wasmtime::format_err!("no instance")),
+                }
             })
             .await;
+            let state = store.data_mut();
+            let denials = std::mem::take(&mut state.call.denials);
+            let memory_hit = state.limiter.memory_limit_hit;
+            state.turns.release();
+            // Only a clean return is kept: after a trap, a timeout (the abandoned call is
+            // still inside the Store) or a memory-limit hit the Store is dropped here,
+            // inside this task, and nothing of the call outlives it.
+            let kept = match (&result, ticket, instance) {
+                (Ok(Ok(_)), Some(mut ticket), Some(instance)) if !memory_hit => {
+                    ticket.served().then_some(warm::Warm {
+                        store,
+                        instance,
+                        ticket,
+                    })
+                }
+                _ => None,
+            };
+            (result, memory_hit, denials, kept)
+        };
+        let joined = self.guests.run(body, &offload).await;
         let mut report = CallReport {
             denials: Vec::new(),
-            stdout: String::from_utf8_lossy(&stdout.contents()).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr.contents()).into_owned(),
+            stdout: stdout.drain(),
+            stderr: stderr.drain(),
             elapsed: started.elapsed(),
         };
         let result = match joined {
-            Err(join_error) => Err(CallError::Host(join_error.to_string())),
-            Ok((result, memory_hit, denials)) => {
+            Err(panicked) => Err(CallError::Host(panicked)),
+            Ok((result, memory_hit, denials, kept)) => {
                 report.denials = denials;
+                if let (Some(warm), Some((_, slot))) = (kept, reuse) {
+                    slot.keep(warm);
+                }
                 match result {
                     Err(_elapsed) => Err(CallError::Timeout(timeout)),
                     Ok(Ok(value)) => Ok(value),
@@ -398,13 +454,9 @@ impl Sandbox {
         (result, report)
     }
 
-    fn new_store(
-        &self,
-        task: &TaskCall,
-        deadline: Deadline,
-        stdout: &MemoryOutputPipe,
-        stderr: &MemoryOutputPipe,
-    ) -> Store<HostState> {
+    fn new_store(&self, task: &TaskCall, deadline: Deadline) -> Store<HostState> {
+        let stdout = output::CallOutput::new(GUEST_OUTPUT_BYTES);
+        let stderr = output::CallOutput::new(GUEST_OUTPUT_BYTES);
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -430,6 +482,9 @@ impl Sandbox {
                 scratch: task.scratch.clone(),
                 scratch_writes: 0,
             },
+            stdout,
+            stderr,
+            turns: self.gate.turns(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -437,14 +492,14 @@ impl Sandbox {
         store.set_hostcall_fuel(8 << 20);
         store.set_max_component_handles(10_000);
         store.set_epoch_deadline(1);
-        let mut turns = self.gate.turns();
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline.0 {
+        store.epoch_deadline_callback(|mut store| {
+            let state = store.data_mut();
+            if Instant::now() >= state.call.deadline.0 {
                 Err(Trap::Interrupt.into())
             } else {
                 // Yield at every tick so a guest that never calls the host still shares the
                 // cores with every other call; a heavy one takes turns (see `pool`).
-                Ok(turns.tick())
+                Ok(state.turns.tick())
             }
         });
         store
@@ -461,6 +516,18 @@ impl Sandbox {
     pub(crate) fn linker(&self) -> &Linker<HostState> {
         &self.linker
     }
+}
+
+/// Makes a kept Store ready for its task's next call: the call's own deadline and fresh
+/// per-call counts (the grants, scratch store and limits are the task's and stay).
+fn rearm(store: &mut Store<HostState>, deadline: Deadline) {
+    let call = &mut store.data_mut().call;
+    call.deadline = deadline;
+    call.denials.clear();
+    call.log_lines = 0;
+    call.state_changes = 0;
+    call.scratch_writes = 0;
+    store.set_epoch_deadline(1);
 }
 
 /// Why an action runs, as the action plugin sees it.
