@@ -18,6 +18,7 @@ mod plugins;
 mod probes;
 mod recovery;
 mod resources;
+mod reuse;
 mod sandbox;
 mod simulate;
 mod systemd;

@@ -23,6 +23,8 @@ const KEYS: &[&str] = &[
     "size",
     "times",
     "hide_needs",
+    "secret",
+    "poison_at",
 ];
 
 /// What the guest does in `check`.
@@ -66,6 +68,11 @@ enum Mode {
     ValidateActs(String, String, Vec<String>),
     /// Ends the guest with exit status 3: a death that is not a panic.
     Exit,
+    /// Keeps what every call saw in the instance's memory and reports it: the calls this
+    /// instance has served, the tasks and `secret`s it saw, and whether its memory is
+    /// poisoned. At call `poison_at` (if set) it poisons its memory and traps, so a host that
+    /// kept that instance would show the poison on the next call.
+    Remember(String, Option<u64>),
 }
 
 impl Mode {
@@ -108,6 +115,12 @@ impl Mode {
                 c.strings("args")?,
             ),
             "exit" => Mode::Exit,
+            "remember" => Mode::Remember(
+                c.string("secret")?.unwrap_or_default().to_owned(),
+                c.value("poison_at")
+                    .map(|_| number(&c, "poison_at", 0))
+                    .transpose()?,
+            ),
             other => return Err(format!("`mode`: unknown mode {other:?}")),
         })
     }
@@ -167,7 +180,7 @@ impl Guest for Hostile {
     fn check(task: Task) -> CheckResult {
         let (status, message) = match Mode::from_json(&task.config) {
             Err(e) => (Status::Unknown, format!("invalid config: {e}")),
-            Ok(mode) => run(mode),
+            Ok(mode) => run(&task.name, mode),
         };
         CheckResult {
             status,
@@ -177,7 +190,7 @@ impl Guest for Hostile {
     }
 }
 
-fn run(mode: Mode) -> (Status, String) {
+fn run(task: &str, mode: Mode) -> (Status, String) {
     match mode {
         Mode::Ok => (Status::Healthy, "ok".to_owned()),
         Mode::HugeMessage => (Status::Healthy, "x".repeat(1 << 20)),
@@ -266,6 +279,7 @@ fn run(mode: Mode) -> (Status, String) {
         | Mode::RestartLoop(..)
         | Mode::ValidateActs(..)
         | Mode::Exit) => run_more(m),
+        Mode::Remember(secret, poison_at) => remember(task, secret, poison_at),
     }
 }
 
@@ -472,4 +486,29 @@ mod tests {
         assert!(needs(r#"{"mode": "fly"}"#).unwrap_err().contains("`mode`"));
         assert!(needs(r#"{"mode": "http"}"#).unwrap_err().contains("`url`"));
     }
+}
+
+/// What the instance has seen, across its calls (see `Mode::Remember`).
+static MEMORY: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static POISONED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn remember(task: &str, secret: String, poison_at: Option<u64>) -> (Status, String) {
+    let mut seen = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
+    seen.push(format!("{task}:{secret}"));
+    let calls = seen.len() as u64;
+    if poison_at == Some(calls) {
+        POISONED.store(true, std::sync::atomic::Ordering::SeqCst);
+        seen.push("POISON".to_owned());
+        drop(seen);
+        panic!("poisoned my own memory at call {calls}");
+    }
+    let poisoned = POISONED.load(std::sync::atomic::Ordering::SeqCst);
+    (
+        if poisoned {
+            Status::Unhealthy
+        } else {
+            Status::Healthy
+        },
+        format!("calls={calls} poisoned={poisoned} seen={}", seen.join(",")),
+    )
 }
