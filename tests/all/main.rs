@@ -10,6 +10,7 @@ mod cli;
 mod docker;
 mod e2e;
 mod exec_limits;
+mod exits;
 mod files;
 mod fleet;
 mod hostile;

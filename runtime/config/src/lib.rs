@@ -176,6 +176,10 @@ pub struct SupervisorConfig {
     pub username: Option<String>,
     /// The password for HTTP basic authentication, if any.
     pub password: Option<String>,
+    /// Whether the daemon watches the process of each program its tasks name (`watch_exits`,
+    /// default true), so that an exit is checked at once rather than at the task's next check.
+    /// Needs hmrt and supervisord on one host, in one pid namespace.
+    pub watch_exits: bool,
     /// Where `serverurl` is written.
     pub location: Location,
 }
@@ -187,6 +191,7 @@ impl fmt::Debug for SupervisorConfig {
             .field("serverurl", &self.serverurl)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("watch_exits", &self.watch_exits)
             .field("location", &self.location)
             .finish()
     }

@@ -352,15 +352,4 @@ impl Parser<'_> {
         });
         self.ok(parsed, &t.scope, key)
     }
-
-    fn boolean(&mut self, t: &Table<'_>, key: &str) -> Option<bool> {
-        let value = t.get(key)?;
-        match value.get_ref() {
-            DeValue::Boolean(b) => Some(*b),
-            _ => {
-                self.type_error(value, &t.scope, key, "true or false");
-                None
-            }
-        }
-    }
 }

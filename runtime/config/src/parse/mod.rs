@@ -48,7 +48,7 @@ const RUNTIME_KEYS: &[&str] = &[
     "max_concurrency",
     "warm_instances",
 ];
-const SUPERVISOR_KEYS: &[&str] = &["serverurl", "username", "password"];
+const SUPERVISOR_KEYS: &[&str] = &["serverurl", "username", "password", "watch_exits"];
 const DOCKER_KEYS: &[&str] = &["host"];
 const SYSTEMD_KEYS: &[&str] = &["bus"];
 
@@ -332,6 +332,7 @@ impl<'a> Parser<'a> {
         self.check_keys(t, SUPERVISOR_KEYS, |_| None);
         let username = self.string(t, "username").map(|s| s.v);
         let password = self.string(t, "password").map(|s| s.v);
+        let watch_exits = self.boolean(t, "watch_exits").unwrap_or(true);
         let url = self.required_string(t, "serverurl")?;
         let url = self.ok(url.map(|u| parse_serverurl(&u)), &t.scope, "serverurl")?;
         let location = self.loc(&url.span);
@@ -339,6 +340,7 @@ impl<'a> Parser<'a> {
             serverurl: url.v,
             username,
             password,
+            watch_exits,
             location,
         })
     }

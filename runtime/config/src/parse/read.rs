@@ -134,6 +134,17 @@ impl Parser<'_> {
         })
     }
 
+    pub(super) fn boolean(&mut self, table: &Table<'_>, key: &str) -> Option<bool> {
+        let value = table.get(key)?;
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.type_error(value, &table.scope, key, "true or false");
+                None
+            }
+        }
+    }
+
     pub(super) fn nonempty_string(&mut self, table: &Table<'_>, key: &str) -> Option<At<String>> {
         self.typed(table, key, "a string", |v| as_str(v).map(nonempty))
     }

@@ -13,6 +13,7 @@
 //! and before any subscriber hears of it as a decision.
 
 mod control;
+mod exits;
 mod liveness;
 mod task_loop;
 
@@ -61,6 +62,8 @@ struct Shared {
     clock: Arc<dyn Clock>,
     /// One per task: wakes its loop when a call about another task moved its timers.
     wakers: HashMap<String, Arc<Notify>>,
+    /// One per task: wakes its loop to check now, because its program exited (see `exits`).
+    hints: HashMap<String, Arc<Notify>>,
     /// The heartbeats' last pings (the API records them).
     pings: Arc<Pings>,
     /// When the daemon started: a heartbeat that never pinged is judged from here.
@@ -85,6 +88,8 @@ pub struct Daemon {
     tasks: Vec<BoundTask>,
     control: Control,
     inboxes: control::Inboxes,
+    /// Whether to watch the programs' processes (`[supervisor] watch_exits`).
+    watch_exits: bool,
 }
 
 impl Daemon {
@@ -109,10 +114,13 @@ impl Daemon {
         subscribers.push(Arc::new(
             Journal::start(store.clone()).map_err(DaemonError::Journal)?,
         ));
-        let wakers = tasks
-            .iter()
-            .map(|t| (t.name().to_string(), Arc::new(Notify::new())))
-            .collect();
+        let notifies = || {
+            tasks
+                .iter()
+                .map(|t| (t.name().to_string(), Arc::new(Notify::new())))
+                .collect()
+        };
+        let (wakers, hints) = (notifies(), notifies());
         let names = || tasks.iter().map(|t| t.name());
         let (control, inboxes) = Control::new(names());
         let started = clock.now();
@@ -123,6 +131,7 @@ impl Daemon {
             store,
             clock,
             wakers,
+            hints,
             pings: Arc::new(Pings::default()),
             started,
             liveness: Arc::new(Liveness::new(names())),
@@ -138,6 +147,7 @@ impl Daemon {
             tasks,
             control,
             inboxes,
+            watch_exits: config.supervisor.as_ref().is_some_and(|s| s.watch_exits),
         })
     }
 
@@ -167,11 +177,36 @@ impl Daemon {
         &self.shared.events
     }
 
+    /// One exit watch per supervisord program the tasks name (see `exits`), if asked for.
+    fn watch_exits(&self) -> tokio::task::JoinSet<()> {
+        let mut watchers = tokio::task::JoinSet::new();
+        let client = self.shared.sandbox.backends().supervisor.clone();
+        let Some(client) = client.filter(|_| self.watch_exits) else {
+            return watchers;
+        };
+        let mut programs: HashMap<String, Vec<Arc<Notify>>> = HashMap::new();
+        for task in &self.tasks {
+            if let (Some(program), Some(hint)) =
+                (&task.config.program, self.shared.hints.get(task.name()))
+            {
+                programs
+                    .entry(program.clone())
+                    .or_default()
+                    .push(hint.clone());
+            }
+        }
+        for (program, loops) in programs {
+            watchers.spawn(exits::watch(client.clone(), program, loops));
+        }
+        watchers
+    }
+
     /// Runs until `shutdown` resolves, then lets every task finish the call it is in (each is
     /// bounded by its timeout), closes the event stream (the journal writes everything it
     /// keeps) and returns.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let mut watchers = self.watch_exits();
         let mut running = tokio::task::JoinSet::new();
         for task in self.tasks {
             let shared = self.shared.clone();
@@ -192,6 +227,7 @@ impl Daemon {
                 tracing::error!("a task loop ended abnormally: {e}");
             }
         }
+        watchers.shutdown().await;
         self.shared.events.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -36,6 +36,10 @@ pub(super) async fn task_loop(
     // timers and this loop must never spin on an instant that is already past.
     let mut idle_wake: Option<Timestamp> = None;
     let woken = shared.wakers.get(&name).cloned().unwrap_or_default();
+    // Early checks after the task's program exited (see `exits`): the next one's instant.
+    let hinted = shared.hints.get(&name).cloned().unwrap_or_default();
+    let mut confirm = super::exits::Confirm::default();
+    let mut urgent: Option<Timestamp> = None;
     // The time of the last call into the policy about this task (or when a call about another
     // task moved its timers): a timer that ran out before it is decided at this time, one that
     // ran out after it at its own instant. `hmrt simulate` applies the same rule (the time of
@@ -73,12 +77,23 @@ pub(super) async fn task_loop(
             }
             None => due,
         };
+        let due_now = urgent.map_or(due_now, |u| u.min(due_now));
         let until = wake.map_or(due_now, |w| w.min(due_now));
         shared.liveness.expect_by(&name, until);
         tokio::select! {
             _ = shared.clock.sleep_until(until) => {}
             _ = woken.notified() => {
                 floor = floor.max(shared.clock.now());
+                continue;
+            }
+            _ = hinted.notified() => {
+                // Only for a task that is up: one that is failing or restarting is already
+                // being seen to (and its own restart ends the old process too).
+                let up = shared.engine().state(&name).is_some_and(|s| s.state().is_up());
+                if up {
+                    let threshold = task.config.policy.failure_threshold;
+                    urgent = urgent.or(confirm.hint(shared.clock.now(), threshold));
+                }
                 continue;
             }
             Some(request) = inbox.recv() => {
@@ -111,9 +126,12 @@ pub(super) async fn task_loop(
                 carry_out(&shared, &task, decisions, status, &message).await;
             }
             _ if now >= due_now => {
-                floor = run_check(&shared, &task, due_now).await;
+                let status;
+                (floor, status) = run_check(&shared, &task, due_now).await;
                 judged = floor;
                 idle_wake = None;
+                // Every check counts for a burst: a scheduled one that fails goes on with it.
+                urgent = urgent.and_then(|_| confirm.checked(status, shared.clock.now()));
                 // A check the heartbeat's deadline brought forward leaves the rhythm alone.
                 if now >= due {
                     slot = next_check(slot, interval, shared.clock.now());
@@ -136,8 +154,8 @@ fn last_result(shared: &Shared, task: &str) -> (Status, String) {
 }
 
 /// One check, due at `due`, then whatever the policy decides. The result counts at the time
-/// the check started (what it says held then), which it returns.
-async fn run_check(shared: &Arc<Shared>, task: &BoundTask, due: Timestamp) -> Timestamp {
+/// the check started (what it says held then), which it returns with the result's status.
+async fn run_check(shared: &Arc<Shared>, task: &BoundTask, due: Timestamp) -> (Timestamp, Status) {
     let name = task.name();
     let started = shared.clock.now();
     let late = started.since(due);
@@ -178,7 +196,7 @@ async fn run_check(shared: &Arc<Shared>, task: &BoundTask, due: Timestamp) -> Ti
     };
     let decisions = shared.engine().observe(name, started, status, &message);
     carry_out(shared, task, checked(name, decisions), status, &message).await;
-    started
+    (started, status)
 }
 
 /// Publishes a call's decisions and carries out the actions they ask for; then the same for

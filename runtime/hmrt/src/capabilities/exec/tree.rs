@@ -39,7 +39,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -538,27 +538,19 @@ fn sweep(h: &Hierarchy) {
 /// signal then concern the same process even if the pid is recycled in between. Without pidfds
 /// (Linux before 5.3) the check is made just before `kill`.
 fn kill_checked(pid: i32, still_ours: impl Fn(i32) -> bool) {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) && still_ours(pid) {
+    let Some(target) = rustix::process::Pid::from_raw(pid) else {
+        return;
+    };
+    match rustix::process::pidfd_open(target, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => {
+            if still_ours(pid) {
+                let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
+            }
+        }
+        Err(e) if e == rustix::io::Errno::NOSYS && still_ours(pid) => {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
-        return;
-    }
-    // SAFETY: a descriptor just returned by pidfd_open, owned from here on.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    if still_ours(pid) {
-        // SAFETY: a pidfd we own, a signal number, no siginfo, no flags.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            );
-        }
+        Err(_) => {}
     }
 }
 
