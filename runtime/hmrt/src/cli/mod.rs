@@ -345,7 +345,18 @@ pub async fn setup(
         &plugin_names(config),
     )
     .await;
+    release_freed_memory();
     Ok((Arc::new(sandbox), Arc::new(registry)))
+}
+
+/// Compiling plugins (a cold compile cache) leaves megabytes of freed Cranelift memory in the
+/// allocator, which a long-running daemon would otherwise keep resident for good.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory at the top of glibc's heaps to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Every plugin name `config` uses: its tasks' checks and actions, its routes' receivers.

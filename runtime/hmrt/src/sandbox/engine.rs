@@ -3,6 +3,8 @@
 //! CPU deadlines and yields.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use wasmtime::Engine;
 
@@ -41,21 +43,42 @@ pub(super) fn engine_config(options: &SandboxOptions) -> wasmtime::Config {
     config
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own, until the engine
-/// is gone.
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own while any call is
+/// running, until the engine is gone. With no call running it sleeps: an idle daemon would
+/// otherwise wake 200 times a second for nothing.
 pub(super) struct EpochTicker {
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<AtomicBool>,
+    running: Arc<AtomicUsize>,
+    thread: std::thread::Thread,
+}
+
+/// A call in progress: the epoch advances until every one is dropped.
+pub(super) struct Running {
+    running: Arc<AtomicUsize>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.running.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl EpochTicker {
     pub(super) fn start(engine: &Engine) -> std::io::Result<EpochTicker> {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let running = Arc::new(AtomicUsize::new(0));
         let weak = engine.weak();
-        let flag = stop.clone();
-        std::thread::Builder::new()
+        let (flag, calls) = (stop.clone(), running.clone());
+        let handle = std::thread::Builder::new()
             .name("hmrt-epoch".into())
             .spawn(move || {
-                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                while !flag.load(Ordering::Relaxed) {
+                    if calls.load(Ordering::Acquire) == 0 {
+                        // Woken by the next call (`running`); the timeout only bounds how long
+                        // a stop or a dropped engine goes unnoticed.
+                        std::thread::park_timeout(Duration::from_secs(1));
+                        continue;
+                    }
                     std::thread::sleep(EPOCH_TICK);
                     match weak.upgrade() {
                         Some(engine) => engine.increment_epoch(),
@@ -63,12 +86,28 @@ impl EpochTicker {
                     }
                 }
             })?;
-        Ok(EpochTicker { stop })
+        Ok(EpochTicker {
+            stop,
+            running,
+            thread: handle.thread().clone(),
+        })
+    }
+
+    /// Marks a call as running until the value is dropped.
+    pub(super) fn running(&self) -> Running {
+        if self.running.fetch_add(1, Ordering::AcqRel) == 0 {
+            // An unpark before the ticker parks is kept, so this wake-up cannot be lost.
+            self.thread.unpark();
+        }
+        Running {
+            running: self.running.clone(),
+        }
     }
 }
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.unpark();
     }
 }

@@ -233,7 +233,7 @@ pub struct Sandbox {
     guests: pool::GuestPool,
     gate: pool::CpuGate,
     cache: Option<CompileCache>,
-    _ticker: engine::EpochTicker,
+    ticker: engine::EpochTicker,
 }
 
 type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
@@ -263,7 +263,7 @@ impl Sandbox {
             guests: pool::GuestPool::start()?,
             gate: pool::CpuGate::new(),
             cache: options.compile_cache.clone(),
-            _ticker: ticker,
+            ticker,
         })
     }
 
@@ -397,7 +397,10 @@ impl Sandbox {
         let limit = task.limits.memory_bytes;
         let pre = pre.clone();
         let offload = store.data().turns.offload();
+        // Inside the body: a call moved to the guest pool runs on after its caller is gone.
+        let running = self.ticker.running();
         let body = async move {
+            let _running = running;
             let mut instance = instance;
             let result = tokio::time::timeout(timeout, async {
                 if instance.is_none() {
