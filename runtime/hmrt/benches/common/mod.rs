@@ -90,3 +90,39 @@ pub fn serve() {
         let _ = axum::serve(listener, app).await;
     });
 }
+
+/// User + system clock ticks of process `pid` so far (all its threads), from `/proc/<pid>/stat`.
+pub fn proc_cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+    let after_name = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+/// Resident memory of process `pid` (VmRSS in `/proc/<pid>/status`), in KiB.
+pub fn proc_rss_kb(pid: u32) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}
+
+/// The machine's 1, 5 and 15 minute load averages, as `/proc/loadavg` gives them.
+pub fn loadavg() -> String {
+    let line = std::fs::read_to_string("/proc/loadavg").expect("/proc/loadavg");
+    line.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Server {
+    /// Its process id (for its CPU, beside hmrt's).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
