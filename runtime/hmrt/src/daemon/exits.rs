@@ -11,8 +11,8 @@
 //! process runs and wakes the daemon within a millisecond of its end.
 //!
 //! While a program has no running process (stopped, starting, restarting) its status is asked
-//! every [`RECHECK`]; the policy ignores hints for a task that is not up (its own restart ends
-//! the old process too). A pid this host cannot see (supervisord in another pid namespace) ends
+//! every [`RECHECK`]; a task's loop ignores hints while the task is not up (its own restart
+//! ends the old process too). A pid this host cannot see (supervisord in another pid namespace) ends
 //! the watch with a warning, and the task is checked on its schedule only.
 
 use std::sync::Arc;
@@ -53,7 +53,7 @@ pub(super) async fn watch(client: Client, program: String, loops: Vec<Arc<Notify
         };
         match ended(pid).await {
             Ok(()) => unseen = None,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && unseen != Some(pid) => {
+            Err(e) if gone(&e) && unseen != Some(pid) => {
                 // Gone between the status and the open, most likely: that is an exit too.
                 unseen = Some(pid);
             }
@@ -70,6 +70,11 @@ pub(super) async fn watch(client: Client, program: String, loops: Vec<Arc<Notify
         loops.iter().for_each(|l| l.notify_one());
         tokio::time::sleep(RECHECK).await;
     }
+}
+
+/// Whether `pidfd_open` failed because no process has that pid (ESRCH).
+fn gone(error: &std::io::Error) -> bool {
+    error.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error())
 }
 
 /// Resolves when process `pid` has ended.
@@ -161,7 +166,9 @@ mod tests {
             .expect("resolved after the kill")
             .expect("join")
             .expect("watched");
-        // A pid that is not running cannot be watched: that is said, not waited on forever.
-        assert!(ended(pid).await.is_err());
+        // A pid that is not running cannot be watched: that is said (as an exit the watch
+        // tells from other errors), not waited on forever.
+        let error = ended(pid).await.expect_err("a reaped pid");
+        assert!(gone(&error), "{error:?}");
     }
 }

@@ -455,6 +455,31 @@ fn validate_acts(url: &str, program: &str, args: &[String]) -> Result<Vec<Need>,
 
 hmrt_plugin::export_check!(Hostile);
 
+/// What the instance has seen, across its calls (see `Mode::Remember`).
+static MEMORY: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static POISONED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn remember(task: &str, secret: String, poison_at: Option<u64>) -> (Status, String) {
+    let mut seen = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
+    seen.push(format!("{task}:{secret}"));
+    let calls = seen.len() as u64;
+    if poison_at == Some(calls) {
+        POISONED.store(true, std::sync::atomic::Ordering::SeqCst);
+        seen.push("POISON".to_owned());
+        drop(seen);
+        panic!("poisoned my own memory at call {calls}");
+    }
+    let poisoned = POISONED.load(std::sync::atomic::Ordering::SeqCst);
+    (
+        if poisoned {
+            Status::Unhealthy
+        } else {
+            Status::Healthy
+        },
+        format!("calls={calls} poisoned={poisoned} seen={}", seen.join(",")),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,29 +511,4 @@ mod tests {
         assert!(needs(r#"{"mode": "fly"}"#).unwrap_err().contains("`mode`"));
         assert!(needs(r#"{"mode": "http"}"#).unwrap_err().contains("`url`"));
     }
-}
-
-/// What the instance has seen, across its calls (see `Mode::Remember`).
-static MEMORY: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-static POISONED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-fn remember(task: &str, secret: String, poison_at: Option<u64>) -> (Status, String) {
-    let mut seen = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
-    seen.push(format!("{task}:{secret}"));
-    let calls = seen.len() as u64;
-    if poison_at == Some(calls) {
-        POISONED.store(true, std::sync::atomic::Ordering::SeqCst);
-        seen.push("POISON".to_owned());
-        drop(seen);
-        panic!("poisoned my own memory at call {calls}");
-    }
-    let poisoned = POISONED.load(std::sync::atomic::Ordering::SeqCst);
-    (
-        if poisoned {
-            Status::Unhealthy
-        } else {
-            Status::Healthy
-        },
-        format!("calls={calls} poisoned={poisoned} seen={}", seen.join(",")),
-    )
 }
