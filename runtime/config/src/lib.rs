@@ -39,8 +39,9 @@ pub use url::Url;
 
 /// `runtime.max_concurrency` when not set.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
-/// `runtime.warm_instances` when not set.
-pub const DEFAULT_WARM_INSTANCES: usize = 64;
+/// The most `runtime.warm_instances` may be: past a few thousand the instance pool's
+/// address-space reservation, not the checks, becomes the limit.
+pub const MAX_WARM_INSTANCES: usize = 4096;
 /// A task's `interval` when neither it nor `[defaults]` sets one.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// A task's `timeout` when neither it nor `[defaults]` sets one.
@@ -133,8 +134,8 @@ pub struct RuntimeConfig {
     /// How many checks may run at once (at least 1).
     pub max_concurrency: usize,
     /// How many tasks checked at least every 10 s may keep their plugin instance warm between
-    /// checks (0: a fresh instance for every call).
-    pub warm_instances: usize,
+    /// checks (0: a fresh instance for every call); None: one for each such task.
+    pub warm_instances: Option<usize>,
 }
 
 /// The `[api]` section: who may change things through the HTTP API.

@@ -21,8 +21,8 @@ use toml::de::{DeTable, DeValue};
 use crate::error::LineIndex;
 use crate::values::parse_serverurl;
 use crate::{
-    ApiConfig, Config, ConfigError, ConfigErrors, DEFAULT_MAX_CONCURRENCY, DEFAULT_WARM_INSTANCES,
-    DockerConfig, Location, RuntimeConfig, SupervisorConfig, SystemdConfig,
+    ApiConfig, Config, ConfigError, ConfigErrors, DEFAULT_MAX_CONCURRENCY, DockerConfig, Location,
+    MAX_WARM_INSTANCES, RuntimeConfig, SupervisorConfig, SystemdConfig,
 };
 use settings::{Layer, Pass};
 
@@ -180,7 +180,7 @@ impl<'a> Parser<'a> {
                     state_dir: self.dir.join("state"),
                     listen: None,
                     max_concurrency: DEFAULT_MAX_CONCURRENCY,
-                    warm_instances: DEFAULT_WARM_INSTANCES,
+                    warm_instances: None,
                 },
                 None,
             ),
@@ -279,12 +279,9 @@ impl<'a> Parser<'a> {
             .count(t, "max_concurrency", 1, u32::MAX)
             .and_then(|n| usize::try_from(n.v).ok())
             .unwrap_or(DEFAULT_MAX_CONCURRENCY);
-        // Each warm instance holds a slot of the instance pool; past a few thousand the pool's
-        // address-space reservation, not the checks, becomes the limit.
         let warm_instances = self
-            .count(t, "warm_instances", 0, 4096)
-            .and_then(|n| usize::try_from(n.v).ok())
-            .unwrap_or(DEFAULT_WARM_INSTANCES);
+            .count(t, "warm_instances", 0, MAX_WARM_INSTANCES as u32)
+            .and_then(|n| usize::try_from(n.v).ok());
         (
             RuntimeConfig {
                 plugins_dir,

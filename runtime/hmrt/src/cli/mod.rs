@@ -335,7 +335,7 @@ pub async fn setup(
         max_concurrency: u32::try_from(config.runtime.max_concurrency).unwrap_or(u32::MAX),
         max_memory_bytes: crate::tasks::max_memory(config),
         compile_cache: CompileCache::from_env(),
-        warm_instances: u32::try_from(config.runtime.warm_instances).unwrap_or(u32::MAX),
+        warm_instances: u32::try_from(warm_instances(config)).unwrap_or(u32::MAX),
     };
     let sandbox = Sandbox::new(&options, backends)
         .map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e:#}"))?;
@@ -357,6 +357,16 @@ fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// `[runtime] warm_instances`, or when not set one for each task whose check may keep its
+/// instance (see `sandbox::REUSE_INTERVAL`), so the default never leaves such a task cold.
+fn warm_instances(config: &Config) -> usize {
+    config.runtime.warm_instances.unwrap_or_else(|| {
+        let often = config.tasks.iter();
+        let often = often.filter(|t| t.interval <= crate::sandbox::REUSE_INTERVAL);
+        often.count().min(hmrt_config::MAX_WARM_INSTANCES)
+    })
 }
 
 /// Every plugin name `config` uses: its tasks' checks and actions, its routes' receivers.
