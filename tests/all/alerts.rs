@@ -269,7 +269,15 @@ fn notices_wait_out_a_receiver_outage_in_order() {
     assert!(board.kinds().is_empty());
     board.receiver_down(false);
     board.wait("every notice", Duration::from_secs(40), |k| k.len() >= 4);
-    std::thread::sleep(Duration::from_millis(300));
+    // Nothing left in the outbox: every notice hmrt will send has been sent, so what the
+    // receiver holds now is final.
+    wait_task(
+        api,
+        "web",
+        "an empty outbox",
+        Duration::from_secs(10),
+        |t| t["notices_pending"] == 0,
+    );
     assert_eq!(
         board.kinds(),
         pairs(&[

@@ -14,10 +14,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hmrt::clock::SystemClock;
 use hmrt::events::{Event, Subscriber};
 use hmrt_policy::{State, Timestamp};
 use hmrt_test_support::supervisord::{Program, Supervisord, free_port, send_signal};
+
+mod common;
 
 const TARGET: Duration = Duration::from_millis(100);
 
@@ -102,22 +103,8 @@ restart = {{ backoff = "10ms", max_backoff = "10ms", max_restarts = 1000, window
         serverurl = supervisord.serverurl()
     );
     std::fs::write(&path, text).expect("write config");
-    let config = hmrt_config::Config::load(&path, None).expect("config");
-    let (sandbox, registry) = hmrt::cli::setup(&config, false).await.expect("setup");
-    let bound = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
     let watch = Arc::new(Watch::default());
-    let daemon = hmrt::daemon::Daemon::new(
-        &config,
-        sandbox,
-        bound,
-        vec![watch.clone()],
-        Arc::new(SystemClock),
-    )
-    .expect("daemon");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(daemon.run(async {
-        let _ = stop_rx.await;
-    }));
+    let daemon = common::BenchDaemon::start(&path, watch.clone()).await;
     let mut latencies = Vec::with_capacity(rounds);
     for round in 0..rounds {
         wait(&format!("round {round}: healthy"), || {
@@ -136,8 +123,7 @@ restart = {{ backoff = "10ms", max_backoff = "10ms", max_restarts = 1000, window
         let started = watch.restarts.lock().expect("lock")[before];
         latencies.push(started.duration_since(killed));
     }
-    let _ = stop_tx.send(());
-    let _ = running.await;
+    daemon.stop().await;
     latencies
 }
 

@@ -20,7 +20,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hmrt::clock::SystemClock;
 use hmrt::events::Counters;
 
 mod common;
@@ -102,30 +101,15 @@ async fn measure(tasks: usize, port: u16, warmup: Duration, window: Duration) ->
     }
     let path = dir.path().join("tasks.toml");
     std::fs::write(&path, text).expect("write config");
-    let config = hmrt_config::Config::load(&path, None).expect("config");
-    let (sandbox, registry) = hmrt::cli::setup(&config, false).await.expect("setup");
-    let bound = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
     let counters = Arc::new(Counters::default());
-    let daemon = hmrt::daemon::Daemon::new(
-        &config,
-        sandbox,
-        bound,
-        vec![counters.clone()],
-        Arc::new(SystemClock),
-    )
-    .expect("daemon");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(daemon.run(async {
-        let _ = stop_rx.await;
-    }));
+    let daemon = common::BenchDaemon::start(&path, counters.clone()).await;
     tokio::time::sleep(warmup).await;
     let checks = || counters.counts().checks.values().sum::<u64>();
     let (checks0, target0, cpu0, t0) = (checks(), target_count(port).await, cpu(), Instant::now());
     tokio::time::sleep(window).await;
     let (checks1, target1, cpu1, elapsed) =
         (checks(), target_count(port).await, cpu(), t0.elapsed());
-    let _ = stop_tx.send(());
-    let _ = running.await;
+    daemon.stop().await;
     let done = (checks1 - checks0) as f64;
     Measured {
         checks_per_s: done / elapsed.as_secs_f64(),

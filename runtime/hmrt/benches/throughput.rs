@@ -27,7 +27,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hmrt::clock::SystemClock;
 use hmrt::events::{Event, Subscriber};
 use hmrt_policy::{Status, Timestamp};
 
@@ -217,22 +216,8 @@ async fn p3_measure(
     }
     let path = dir.path().join("tasks.toml");
     std::fs::write(&path, text).expect("write config");
-    let config = hmrt_config::Config::load(&path, None).expect("config");
-    let (sandbox, registry) = hmrt::cli::setup(&config, false).await.expect("setup");
-    let bound = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
     let seen = Arc::new(Window::default());
-    let daemon = hmrt::daemon::Daemon::new(
-        &config,
-        sandbox,
-        bound,
-        vec![seen.clone()],
-        Arc::new(SystemClock),
-    )
-    .expect("daemon");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(daemon.run(async {
-        let _ = stop_rx.await;
-    }));
+    let daemon = common::BenchDaemon::start(&path, seen.clone()).await;
     tokio::time::sleep(warmup).await;
     let (target0, server0, machine0) = (
         target_count(port).await,
@@ -250,8 +235,7 @@ async fn p3_measure(
         machine_ticks(),
     );
     let rss_kb = proc_rss_kb(std::process::id());
-    let _ = stop_tx.send(());
-    let _ = running.await;
+    daemon.stop().await;
     let secs = elapsed.as_secs_f64();
     let done = got.lags.len() as f64;
     let expected = secs / shape.interval.as_secs_f64();

@@ -126,3 +126,41 @@ impl Server {
         self.child.id()
     }
 }
+
+/// The daemon of a bench that runs it in-process: `tasks.toml` at `path`, publishing to
+/// `subscriber`, on the real clock.
+pub struct BenchDaemon {
+    stop: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<Result<(), hmrt::daemon::DaemonError>>,
+}
+
+impl BenchDaemon {
+    /// Loads the config, sets up the sandbox and registry as `hmrt run` does, and starts it.
+    pub async fn start(
+        path: &std::path::Path,
+        subscriber: Arc<dyn hmrt::events::Subscriber>,
+    ) -> BenchDaemon {
+        let config = hmrt_config::Config::load(path, None).expect("config");
+        let (sandbox, registry) = hmrt::cli::setup(&config, false).await.expect("setup");
+        let bound = hmrt::tasks::bind(&config, &registry).unwrap_or_else(|_| panic!("bind"));
+        let daemon = hmrt::daemon::Daemon::new(
+            &config,
+            sandbox,
+            bound,
+            vec![subscriber],
+            Arc::new(hmrt::clock::SystemClock),
+        )
+        .expect("daemon");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(daemon.run(async {
+            let _ = stopped.await;
+        }));
+        BenchDaemon { stop, running }
+    }
+
+    /// Stops it and waits until it has.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.running.await;
+    }
+}
