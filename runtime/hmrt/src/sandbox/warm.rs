@@ -64,11 +64,6 @@ impl WarmSlot {
             *kept = Some(warm);
         }
     }
-
-    /// Whether an instance is kept (for tests).
-    pub fn is_warm(&self) -> bool {
-        crate::sync::lock(&self.kept).is_some()
-    }
 }
 
 /// One kept Store and the instance in it.
