@@ -496,7 +496,7 @@ impl Sandbox {
             grants: Arc::new(hmrt_config::Grants::default()),
             limits: CallLimits {
                 timeout: Duration::from_secs(2),
-                memory_bytes: 16 << 20,
+                memory_bytes: self.max_memory_bytes(),
             },
             scratch: None,
             reuse: None,

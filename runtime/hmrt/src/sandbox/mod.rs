@@ -234,6 +234,9 @@ pub struct Sandbox {
     gate: pool::CpuGate,
     cache: Option<CompileCache>,
     ticker: engine::EpochTicker,
+    /// The pool's slot size: `describe` may use all of it, since an interpreter's plugin
+    /// (Python, JavaScript) needs tens of MiB before it runs a line of its own.
+    max_memory_bytes: usize,
 }
 
 type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
@@ -264,6 +267,7 @@ impl Sandbox {
             gate: pool::CpuGate::new(),
             cache: options.compile_cache.clone(),
             ticker,
+            max_memory_bytes: options.max_memory_bytes,
         })
     }
 
@@ -518,6 +522,10 @@ impl Sandbox {
 
     pub(crate) fn linker(&self) -> &Linker<HostState> {
         &self.linker
+    }
+
+    pub(crate) fn max_memory_bytes(&self) -> usize {
+        self.max_memory_bytes
     }
 }
 
