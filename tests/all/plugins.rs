@@ -204,3 +204,68 @@ check = "dockr"
         "{stderr}"
     );
 }
+
+/// `hmrt try`: one plugin file alone, config and grants from the command line; the result,
+/// its metrics, denied calls and timings; exit codes as `hmrt check`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_runs_one_plugin_with_command_line_grants_and_exits_as_check() {
+    let server = HttpServer::start().await;
+    let wasm = hmrt_test_artifacts::JSON_HEALTH;
+    let config = format!(
+        r#"{{"url": "{}", "pointer": "/status", "equals": "ok"}}"#,
+        server.url("/json")
+    );
+    let grant = format!("http={}", server.origin());
+    let args = |extra: &[&str]| {
+        let mut args = vec!["try", wasm, "--config", config.as_str()];
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |extra: &[&str]| {
+        let args = args(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        tokio::task::block_in_place(|| hmrt(&args))
+    };
+
+    let (code, stdout, stderr) = run(&["--grant", &grant, "--times", "3"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("json-health 0.1.0 (check, hmrt:plugin@0.3.0)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(granted)"), "{stdout}");
+    assert_eq!(
+        stdout.matches("healthy: /status is \"ok\"").count(),
+        3,
+        "{stdout}"
+    );
+    assert!(stdout.contains("metric  latency_ms"), "{stdout}");
+    assert!(stdout.contains("3 calls: min"), "{stdout}");
+
+    // Not granted: `validate()`'s need is flagged, the call is denied and says so.
+    let (code, stdout, _) = run(&["--json"]);
+    assert_eq!(code, 2, "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(json["calls"][0]["status"], "unhealthy");
+    assert_eq!(
+        json["calls"][0]["denied"][0],
+        format!("http origin {}", server.origin())
+    );
+    assert!(json["needs"][0]["not_granted"].is_string(), "{json}");
+
+    // A grant the plugin does not declare, a bad config and a bad grant cannot be tried: 3.
+    let (code, _, stderr) = run(&["--grant", &grant, "--grant", "exec=ls"]);
+    assert_eq!(code, 3);
+    assert!(
+        stderr.contains("does not declare the exec capability"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = tokio::task::block_in_place(|| {
+        hmrt(&["try", wasm, "--config", r#"{"url": 1}"#, "--grant", &grant])
+    });
+    assert_eq!(code, 3);
+    assert!(stderr.contains("`url`"), "{stderr}");
+    let (code, _, stderr) = run(&["--grant", "http=ftp://x"]);
+    assert_eq!(code, 3);
+    assert!(stderr.contains("grants.http[0]"), "{stderr}");
+}

@@ -159,3 +159,41 @@ fn the_replacing_examples_validate_and_a_missing_grant_is_caught() {
     }
     assert_eq!(seen, 4, "one example per replaced system");
 }
+
+/// A plugin's `describe()` bounds its grants: a grant beyond it is refused, at the grant's key.
+/// What is declared but not granted (for a third-party plugin), and what is granted but named
+/// by no need of the config, are notes that do not fail.
+#[test]
+fn grants_beyond_the_declaration_are_refused_and_unused_ones_are_noted() {
+    let ws = Workspace::new();
+    ws.plugin("hostile", hmrt_test_artifacts::HOSTILE);
+    let (code, stderr) = validate(
+        &ws,
+        "[[task]]\nname = \"web\"\ncheck = \"http\"\nconfig = { url = \"http://127.0.0.1:18080/\" }\ngrants = { http = [\"http://127.0.0.1:18080\"], exec = [\"ls\"] }\n",
+    );
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("task \"web\": grants.exec: the plugin does not declare the exec capability (it declares: http)"),
+        "{stderr}"
+    );
+
+    // hostile declares http, exec, supervisor and tcp; in mode `ok` it needs none of them.
+    let path = ws.config(
+        "[[task]]\nname = \"h\"\ncheck = \"hostile\"\nconfig = { mode = \"ok\" }\ngrants = { tcp = [\"127.0.0.1:1\"] }\n",
+    );
+    let (code, stdout, stderr) = hmrt(&["validate", path.to_str().expect("utf-8 path")]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for kind in ["http", "exec", "supervisor"] {
+        assert!(
+            stdout.contains(&format!("task \"h\": grants.{kind}: note: the plugin declares the {kind} capability, which this task does not grant")),
+            "{kind}: {stdout}"
+        );
+    }
+    assert!(
+        stdout.contains(
+            "task \"h\": grants.tcp: note: granted, but the plugin's validate() names no tcp need"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains(": ok ("), "{stdout}");
+}

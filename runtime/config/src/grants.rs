@@ -41,16 +41,27 @@ pub struct Grants {
 impl Grants {
     /// Whether nothing at all is granted.
     pub fn is_empty(&self) -> bool {
-        self.http.origins.is_empty()
-            && self.exec.programs.is_empty()
-            && self.supervisor.programs.is_empty()
-            && self.tcp.endpoints.is_empty()
-            && self.smtp.endpoints.is_empty()
-            && self.system.is_empty()
-            && self.process.is_empty()
-            && self.files.is_empty()
-            && self.docker.is_empty()
-            && self.systemd.is_empty()
+        self.kinds().is_empty()
+    }
+
+    /// The capabilities something is granted for, as the `grants` keys spell them.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        [
+            ("http", self.http.origins.is_empty()),
+            ("exec", self.exec.programs.is_empty()),
+            ("supervisor", self.supervisor.programs.is_empty()),
+            ("tcp", self.tcp.endpoints.is_empty()),
+            ("smtp", self.smtp.endpoints.is_empty()),
+            ("system", self.system.is_empty()),
+            ("process", self.process.is_empty()),
+            ("files", self.files.is_empty()),
+            ("docker", self.docker.is_empty()),
+            ("systemd", self.systemd.is_empty()),
+        ]
+        .into_iter()
+        .filter(|(_, empty)| !empty)
+        .map(|(kind, _)| kind)
+        .collect()
     }
 }
 

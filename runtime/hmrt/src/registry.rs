@@ -124,7 +124,7 @@ pub struct Registry {
 
 /// A plugin is named by its file stem in the config, logs and state, as a task is: the same
 /// rule ([`hmrt_domain::TaskName`]).
-fn usable_name(name: &str) -> bool {
+pub(crate) fn usable_name(name: &str) -> bool {
     hmrt_domain::TaskName::is_valid(name)
 }
 

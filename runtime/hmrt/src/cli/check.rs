@@ -121,6 +121,9 @@ pub(super) async fn validate(file: &Path) -> anyhow::Result<ExitCode> {
     let (sandbox, registry) = setup(&config, false).await?;
     let findings = crate::validate::validate(&config, &sandbox, &registry).await;
     let count = findings.all().count();
+    for note in &findings.notes {
+        println!("{note}");
+    }
     if findings.is_empty() {
         println!(
             "{}: ok ({} tasks, {} plugins)",

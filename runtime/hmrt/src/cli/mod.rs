@@ -15,6 +15,7 @@ mod remote;
 mod report;
 mod run;
 mod state;
+mod trial;
 
 use check::{check, validate};
 use hmrt_config::Config;
@@ -147,6 +148,35 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Run one plugin file alone, with a config and grants from the command line: prints what
+    /// it declares and needs, each call's result, metrics, output, denied calls and timings.
+    /// Exits as `hmrt check` (0 healthy, 1 degraded, 2 unhealthy, 3 unknown or cannot try).
+    Try {
+        /// The plugin's `.wasm` file.
+        plugin: PathBuf,
+        /// The plugin's config, a JSON object (a task's `config` table).
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// A grant, KIND=VALUE as in a task's `grants`: http=http://127.0.0.1:8080, exec=df,
+        /// supervisor=web, tcp=127.0.0.1:6379, files=/var/log/, ... Repeat for more.
+        #[arg(long = "grant", value_name = "KIND=VALUE")]
+        grants: Vec<String>,
+        /// How many calls, one after another (each in a fresh instance).
+        #[arg(long, default_value_t = 1)]
+        times: u32,
+        /// The task's supervisord program, as the plugin sees it.
+        #[arg(long)]
+        program: Option<String>,
+        /// Each call's time limit, as tasks.toml writes it (default: a task's).
+        #[arg(long)]
+        timeout: Option<String>,
+        /// The memory limit, as tasks.toml writes it (default: a task's).
+        #[arg(long)]
+        memory: Option<String>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// The plugins hmrt knows.
     Plugins {
         /// What to show.
@@ -259,6 +289,28 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run { file } => run(&file).await,
         Command::Check { file, task, json } => check(&file, task.as_deref(), json).await,
         Command::Validate { file } => validate(&file).await,
+        Command::Try {
+            plugin,
+            config,
+            grants,
+            times,
+            program,
+            timeout,
+            memory,
+            json,
+        } => {
+            trial::run(trial::Trial {
+                file: plugin,
+                config,
+                grants,
+                times,
+                program,
+                timeout,
+                memory,
+                json,
+            })
+            .await
+        }
         Command::Simulate {
             file,
             task,

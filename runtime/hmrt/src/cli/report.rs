@@ -90,6 +90,11 @@ fn severity(status: Status) -> u8 {
     }
 }
 
+/// The worse of two statuses, as [`worst`] ranks them.
+pub fn worse(a: Status, b: Status) -> Status {
+    if severity(b) > severity(a) { b } else { a }
+}
+
 /// The worst status among `rows` (healthy when there are none).
 pub fn worst(rows: &[Row]) -> Status {
     rows.iter()

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::Component;
-use wasmtime::component::types::ComponentItem;
 
 use wasmtime::Store;
 
@@ -15,14 +14,15 @@ use super::bindings::action::{Action, ActionPre};
 use super::bindings::check::{Check, CheckPre};
 use super::bindings::types::Task;
 use super::bindings::{v0_1, v0_2};
-use super::untrusted;
 use super::{CallLimits, CheckResult, HostState, Need, PluginInfo, Sandbox, TaskCall, compat};
+use super::{surface, untrusted};
 
 /// The version of the `hmrt:plugin` package this host speaks; a new plugin is built against it.
 pub const CONTRACT_VERSION: &str = "0.3.0";
 /// Every version hmrt runs plugins of, newest first: older ones through `compat/`.
 pub const SUPPORTED_VERSIONS: &[&str] = &[CONTRACT_VERSION, "0.2.0", "0.1.0"];
-const PACKAGE: &str = "hmrt:plugin";
+/// The contract's WIT package name.
+pub(crate) const PACKAGE: &str = "hmrt:plugin";
 
 /// Which world a plugin targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -101,8 +101,9 @@ pub enum LoadError {
     Compile(String),
     /// Built against another version of the contract.
     #[error(
-        "was built against {PACKAGE}@{found} ({interface}), but this hmrt runs plugins built against {PACKAGE}@{} (rebuild it against wit/ of this hmrt, {PACKAGE}@{CONTRACT_VERSION})",
-        SUPPORTED_VERSIONS.join(" or @")
+        "was built against {PACKAGE}@{found} ({interface}), but this hmrt runs plugins built against {PACKAGE}@{}: {}",
+        SUPPORTED_VERSIONS.join(" or @"),
+        rebuild_advice(found)
     )]
     VersionMismatch {
         /// The interface whose version differs.
@@ -112,18 +113,41 @@ pub enum LoadError {
     },
     /// Exports neither world's interface.
     #[error(
-        "exports neither {PACKAGE}/check-plugin@{CONTRACT_VERSION} nor {PACKAGE}/action-plugin@{CONTRACT_VERSION} (it exports: {exports})"
+        "exports neither {PACKAGE}/check-plugin@{CONTRACT_VERSION} nor {PACKAGE}/action-plugin@{CONTRACT_VERSION} (it exports: {exports}); a plugin implements the `check` or `action` world of this hmrt's wit/ (`hmrt plugins new` writes it)"
     )]
     NotAPlugin {
         /// What it does export.
         exports: String,
     },
     /// Imports something hmrt does not provide.
-    #[error("imports {0}, which hmrt does not provide")]
-    UnsupportedImport(String),
+    #[error("imports {import}, which hmrt does not provide{hint}")]
+    UnsupportedImport {
+        /// The import, as the component names it.
+        import: String,
+        /// What to do about it (starts with "; "), or empty.
+        hint: String,
+    },
     /// Its `describe` failed.
     #[error("describe() failed: {0}")]
     Describe(String),
+}
+
+/// What to rebuild a plugin of contract version `found` with.
+fn rebuild_advice(found: &str) -> String {
+    let newer = |a: &str, b: &str| {
+        let parse =
+            |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+        parse(a) > parse(b)
+    };
+    if newer(found, CONTRACT_VERSION) {
+        format!(
+            "it is newer than this hmrt; upgrade hmrt, or rebuild the plugin against {PACKAGE}@{CONTRACT_VERSION} (the wit/ that `hmrt plugins new` writes)"
+        )
+    } else {
+        format!(
+            "rebuild it against {PACKAGE}@{CONTRACT_VERSION} (the wit/ that `hmrt plugins new` writes; the SDKs of this hmrt use it)"
+        )
+    }
 }
 
 /// A compiled plugin, ready to instantiate.
@@ -380,12 +404,6 @@ impl Plugin {
     }
 }
 
-/// Splits `hmrt:plugin/name@version` into (name, version).
-fn contract_interface(name: &str) -> Option<(&str, &str)> {
-    let rest = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
-    Some(rest.split_once('@').unwrap_or((rest, "")))
-}
-
 impl Sandbox {
     /// Compiles `bytes` and checks that it is a plugin this host can run, then asks it to
     /// describe itself (in a sandbox with no grants).
@@ -395,60 +413,18 @@ impl Sandbox {
             Some([0, b'a', b's', b'm', ..]) => {}
             _ => return Err(LoadError::NotWasm),
         }
+        // Names first: a plugin that cannot link is told so before a compile of seconds.
+        let surface = surface::read(bytes)?;
+        let (kind, contract) = surface.world()?;
+        surface.check_imports(contract)?;
         let component = self.compile(bytes).await?;
-        let ty = component.component_type();
-        let mut kind = None;
-        let mut exports = Vec::new();
-        for (name, item) in ty.exports(self.engine()) {
-            exports.push(name.to_string());
-            let Some((interface, version)) = contract_interface(name) else {
-                continue;
-            };
-            if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
-                continue;
-            }
-            let found = match interface {
-                "check-plugin" => PluginKind::Check,
-                "action-plugin" => PluginKind::Action,
-                _ => continue,
-            };
-            let Some(version) = SUPPORTED_VERSIONS.iter().find(|v| **v == version) else {
-                return Err(LoadError::VersionMismatch {
-                    interface: interface.to_string(),
-                    found: version.to_string(),
-                });
-            };
-            kind = Some((found, *version));
-        }
-        let Some((kind, contract)) = kind else {
-            return Err(LoadError::NotAPlugin {
-                exports: if exports.is_empty() {
-                    "nothing".into()
-                } else {
-                    untrusted::line(&exports.join(", "), untrusted::MESSAGE)
-                },
-            });
-        };
-        let mut imports = Vec::new();
-        for (name, _) in ty.imports(self.engine()) {
-            // One plugin speaks one version: its capability imports must be those of the
-            // version its export names.
-            if let Some((interface, version)) = contract_interface(name)
-                && version != contract
-            {
-                return Err(LoadError::VersionMismatch {
-                    interface: interface.to_string(),
-                    found: version.to_string(),
-                });
-            }
-            imports.push(name.to_string());
-        }
+        let imports = surface.imports;
         let instance_pre = self.linker().instantiate_pre(&component).map_err(|e| {
             let text = untrusted::line(&format!("{e:#}"), untrusted::MESSAGE);
             // wasmtime says "component imports instance `x`, but a matching implementation
             // was not found in the linker"; the name in backticks is what the user needs.
             match text.split('`').nth(1) {
-                Some(name) => LoadError::UnsupportedImport(name.to_string()),
+                Some(name) => surface::unsupported(name),
                 None => LoadError::Compile(text),
             }
         })?;

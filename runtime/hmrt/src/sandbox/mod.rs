@@ -16,6 +16,7 @@ mod host;
 mod load;
 mod output;
 mod pool;
+mod surface;
 pub(crate) mod untrusted;
 mod warm;
 

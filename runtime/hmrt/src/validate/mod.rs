@@ -9,6 +9,7 @@ use crate::registry::Registry;
 use crate::sandbox::{Need, Sandbox, TaskCall};
 use crate::tasks::{Bound, BoundTask, bind};
 
+pub(crate) mod declared;
 mod reach;
 
 /// What `hmrt validate` found, in two kinds: `run` refuses to start on the first, and starts
@@ -20,6 +21,9 @@ pub struct Findings {
     pub plugin_files: Vec<String>,
     /// Everything else: the tasks' names, plugins, plugin configs and grants.
     pub config: Vec<String>,
+    /// Worth knowing, never a refusal: capabilities declared but not granted, grants that
+    /// nothing in the config needs.
+    pub notes: Vec<String>,
 }
 
 impl Findings {
@@ -49,7 +53,7 @@ pub async fn validate_tasks(
 ) -> Findings {
     let mut findings = Findings {
         plugin_files: registry.problems().iter().map(|p| p.to_string()).collect(),
-        config: Vec::new(),
+        ..Findings::default()
     };
     let tasks = match bind(config, registry) {
         Ok(tasks) => tasks,
@@ -64,20 +68,21 @@ pub async fn validate_tasks(
         .config
         .extend(reach::laundering(config).iter().map(ToString::to_string));
     if only.is_none() {
-        findings
-            .config
-            .extend(validate_receivers(config, sandbox, registry).await);
+        let (errors, notes) = validate_receivers(config, sandbox, registry).await;
+        findings.config.extend(errors);
+        findings.notes.extend(notes);
     }
     for task in tasks
         .iter()
         .filter(|t| only.is_none_or(|name| t.name() == name))
     {
-        findings.config.extend(
-            validate_task(sandbox, task)
-                .await
-                .iter()
-                .map(ToString::to_string),
-        );
+        let found = validate_task(sandbox, task).await;
+        findings
+            .config
+            .extend(found.errors.iter().map(ToString::to_string));
+        findings
+            .notes
+            .extend(found.notes.iter().map(ToString::to_string));
     }
     findings
 }
@@ -88,12 +93,13 @@ async fn validate_receivers(
     config: &Config,
     sandbox: &Sandbox,
     registry: &Registry,
-) -> Vec<String> {
+) -> (Vec<String>, Vec<String>) {
     let receivers = match crate::alerts::receivers::bind(config, registry) {
         Ok(receivers) => receivers,
-        Err(errors) => return errors.iter().map(ToString::to_string).collect(),
+        Err(errors) => return (errors.iter().map(ToString::to_string).collect(), Vec::new()),
     };
     let mut findings = Vec::new();
+    let mut notes = Vec::new();
     for receiver in &receivers {
         let Bound::Ready(entry) = &receiver.plugin else {
             continue;
@@ -105,101 +111,110 @@ async fn validate_receivers(
             "escalate_to"
         };
         let prefix = format!("alert {:?}: {key}", route.name);
-        findings.extend(
-            validate_call(
-                sandbox,
-                &entry.plugin,
-                &receiver.call,
-                &receiver.action.config,
-                &receiver.action.location,
-                &format!("{prefix}.config"),
-                &format!("{prefix}.grants"),
-            )
-            .await
-            .iter()
-            .map(ToString::to_string),
-        );
+        let found = validate_call(
+            sandbox,
+            entry,
+            &receiver.call,
+            &receiver.action.config,
+            &receiver.action.location,
+            &format!("{prefix}.config"),
+            &format!("{prefix}.grants"),
+        )
+        .await;
+        findings.extend(found.errors.iter().map(ToString::to_string));
+        notes.extend(found.notes.iter().map(ToString::to_string));
     }
-    findings
+    (findings, notes)
 }
 
-async fn validate_task(sandbox: &Sandbox, task: &BoundTask) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
+async fn validate_task(sandbox: &Sandbox, task: &BoundTask) -> declared::Declared {
+    let mut found = declared::Declared::default();
     let name = task.name();
+    let mut add = |more: declared::Declared| {
+        found
+            .errors
+            .extend(more.errors.into_iter().map(|e| e.in_task(name)));
+        found
+            .notes
+            .extend(more.notes.into_iter().map(|e| e.in_task(name)));
+    };
     if let Bound::Ready(entry) = &task.check {
-        errors.extend(
-            validate_call(
-                sandbox,
-                &entry.plugin,
-                &task.check_call,
-                &task.config.config,
-                &task.config.check_location,
-                "config",
-                "grants",
-            )
-            .await
-            .into_iter()
-            .map(|e| e.in_task(name)),
-        );
+        add(validate_call(
+            sandbox,
+            entry,
+            &task.check_call,
+            &task.config.config,
+            &task.config.check_location,
+            "config",
+            "grants",
+        )
+        .await);
     }
     if let (Some((Bound::Ready(entry), call)), Some(action)) =
         (&task.action, &task.config.on_failure)
     {
-        errors.extend(
-            validate_call(
-                sandbox,
-                &entry.plugin,
-                call,
-                &action.config,
-                &action.location,
-                "on_failure.config",
-                "on_failure.grants",
-            )
-            .await
-            .into_iter()
-            .map(|e| e.in_task(name)),
-        );
+        add(validate_call(
+            sandbox,
+            entry,
+            call,
+            &action.config,
+            &action.location,
+            "on_failure.config",
+            "on_failure.grants",
+        )
+        .await);
     }
-    errors
+    found
 }
 
+/// The plugin's verdict on one call's config, and whether the call's grants are within its
+/// declaration and cover what that config needs.
 async fn validate_call(
     sandbox: &Sandbox,
-    plugin: &crate::sandbox::Plugin,
+    entry: &crate::registry::Entry,
     call: &TaskCall,
     config: &PluginConfig,
     fallback: &Location,
     config_key: &str,
     grants_key: &str,
-) -> Vec<ConfigError> {
+) -> declared::Declared {
+    let plugin = &entry.plugin;
     let table = config.location("").unwrap_or(fallback);
+    let fail = |error| declared::Declared {
+        errors: vec![error],
+        notes: Vec::new(),
+    };
+    let undeclared = declared::undeclared(plugin.info(), &call.grants, table, grants_key);
+    if !undeclared.is_empty() {
+        return declared::Declared {
+            errors: undeclared,
+            notes: Vec::new(),
+        };
+    }
     let needs = match sandbox.validate(plugin, call).await {
         Err(e) => {
-            return vec![ConfigError::new(
+            return fail(ConfigError::new(
                 table.clone(),
                 config_key,
                 format!("the plugin's validate {e}"),
-            )];
+            ));
         }
-        Ok(Err(message)) => return vec![ConfigError::new(table.clone(), config_key, message)],
+        Ok(Err(message)) => return fail(ConfigError::new(table.clone(), config_key, message)),
         Ok(Ok(needs)) => needs,
     };
+    let notes = declared::notes(
+        plugin.info(),
+        matches!(entry.source, crate::registry::Source::File(_)),
+        &call.grants,
+        &needs,
+        table,
+        grants_key,
+    );
     let mut errors = Vec::new();
     for need in needs {
         if let Some(problem) = uncovered(&need, &call.grants) {
             // Point at the config value the need came from when there is one.
-            let value = match &need {
-                Need::Http(v)
-                | Need::Exec(v)
-                | Need::Supervisor(v)
-                | Need::Tcp(v)
-                | Need::Smtp(v)
-                | Need::System(v)
-                | Need::Process(v)
-                | Need::Files(v)
-                | Need::Docker(v)
-                | Need::Systemd(v) => v,
-            };
+            let value = declared::need_value(&need);
             let (location, key) = match find_value(config, value) {
                 Some((pointer, location)) => (
                     location,
@@ -214,7 +229,7 @@ async fn validate_call(
             ));
         }
     }
-    errors
+    declared::Declared { errors, notes }
 }
 
 fn find_value(config: &PluginConfig, wanted: &str) -> Option<(String, Location)> {
@@ -225,7 +240,7 @@ fn find_value(config: &PluginConfig, wanted: &str) -> Option<(String, Location)>
 }
 
 /// Why `grants` do not cover `need`, or `None` when they do.
-fn uncovered(need: &Need, grants: &Grants) -> Option<String> {
+pub(crate) fn uncovered(need: &Need, grants: &Grants) -> Option<String> {
     match need {
         Need::Http(raw) => match url::Url::parse(raw) {
             Err(e) => Some(format!("{raw:?} is not a valid URL: {e}")),
