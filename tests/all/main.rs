@@ -18,6 +18,7 @@ mod notify;
 mod plugins;
 mod probes;
 mod recovery;
+mod reload;
 mod resources;
 mod reuse;
 mod sandbox;

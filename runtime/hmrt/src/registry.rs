@@ -22,6 +22,32 @@ pub(crate) fn builtin_bytes(name: &str) -> Option<&'static [u8]> {
         .map(|(_, bytes)| *bytes)
 }
 
+/// Whether `name` is a built-in plugin's (or the host-judged heartbeat's): a file by that
+/// name is refused, never loaded.
+pub fn is_builtin(name: &str) -> bool {
+    name == crate::heartbeat::CHECK_NAME
+        || builtin::BUILTIN_CHECKS
+            .iter()
+            .chain(builtin::BUILTIN_ACTIONS)
+            .any(|(n, _)| *n == name)
+}
+
+/// Reads and loads one plugin file: what `plugins_dir` holds at start, and what hot reload
+/// finds there later.
+pub async fn load_file(sandbox: &Sandbox, file: &Path) -> Result<Plugin, Problem> {
+    let bytes = crate::sandbox::read_plugin(file).map_err(|message| Problem::Unreadable {
+        file: file.to_path_buf(),
+        message,
+    })?;
+    sandbox
+        .load(&bytes)
+        .await
+        .map_err(|error| Problem::Invalid {
+            file: file.to_path_buf(),
+            error,
+        })
+}
+
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -231,19 +257,7 @@ impl Registry {
                 self.problems.push(problem);
                 continue;
             }
-            let loaded = match crate::sandbox::read_plugin(&file) {
-                Err(message) => Err(Problem::Unreadable {
-                    file: file.clone(),
-                    message,
-                }),
-                Ok(bytes) => sandbox
-                    .load(&bytes)
-                    .await
-                    .map_err(|error| Problem::Invalid {
-                        file: file.clone(),
-                        error,
-                    }),
-            };
+            let loaded = load_file(sandbox, &file).await;
             match loaded {
                 Ok(plugin) => {
                     tracing::info!(plugin = %name, file = %file.display(), kind = %plugin.kind(), "plugin loaded");

@@ -15,6 +15,7 @@
 mod control;
 mod exits;
 mod liveness;
+mod reload;
 mod task_loop;
 
 use std::collections::HashMap;
@@ -70,6 +71,8 @@ struct Shared {
     started: Timestamp,
     /// Each loop's progress bound, for `/livez`.
     liveness: Arc<Liveness>,
+    /// Third-party plugins replaced since start (see `reload`).
+    swapped: reload::Swapped,
 }
 
 impl Shared {
@@ -90,6 +93,8 @@ pub struct Daemon {
     inboxes: control::Inboxes,
     /// Whether to watch the programs' processes (`[supervisor] watch_exits`).
     watch_exits: bool,
+    /// Where third-party plugins are, watched for changes (see `reload`).
+    plugins_dir: std::path::PathBuf,
 }
 
 impl Daemon {
@@ -135,6 +140,7 @@ impl Daemon {
             pings: Arc::new(Pings::default()),
             started,
             liveness: Arc::new(Liveness::new(names())),
+            swapped: reload::Swapped::default(),
         });
         // Actions cut short by the last stop: already saved as failed attempts by `restore`.
         for decision in &restored.decisions {
@@ -148,6 +154,7 @@ impl Daemon {
             control,
             inboxes,
             watch_exits: config.supervisor.as_ref().is_some_and(|s| s.watch_exits),
+            plugins_dir: config.runtime.plugins_dir.clone(),
         })
     }
 
@@ -207,6 +214,15 @@ impl Daemon {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut watchers = self.watch_exits();
+        let users = reload::users(&self.tasks);
+        if !users.is_empty() {
+            watchers.spawn(reload::watch(
+                self.shared.clone(),
+                self.plugins_dir.clone(),
+                users,
+                stop_rx.clone(),
+            ));
+        }
         let mut running = tokio::task::JoinSet::new();
         for task in self.tasks {
             let shared = self.shared.clone();

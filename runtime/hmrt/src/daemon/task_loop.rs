@@ -163,7 +163,8 @@ async fn run_check(shared: &Arc<Shared>, task: &BoundTask, due: Timestamp) -> (T
     shared
         .liveness
         .expect_by(name, started.plus(run_bound(task)));
-    let (status, message) = match &task.check {
+    let swapped = shared.swapped.get(plugin);
+    let (status, message) = match swapped.as_ref().unwrap_or(&task.check) {
         Bound::Broken(reason) => {
             shared
                 .events
@@ -332,7 +333,16 @@ async fn invoke_action(
     manual: bool,
 ) -> Result<String, String> {
     let name = task.name();
-    let (entry, call) = match &task.action {
+    let swapped = task
+        .config
+        .on_failure
+        .as_ref()
+        .and_then(|a| shared.swapped.get(&a.action));
+    let action = task
+        .action
+        .as_ref()
+        .map(|(bound, call)| (swapped.as_ref().unwrap_or(bound), call));
+    let (entry, call) = match action {
         None => return Err("the task has no on_failure action".to_string()),
         Some((Bound::Ready(entry), call)) => (entry, call),
         Some((Bound::Broken(reason), _)) => return Err(reason.clone()),

@@ -232,6 +232,35 @@ async fn validate_call(
     declared::Declared { errors, notes }
 }
 
+/// Whether `plugin` can serve `call` as a plugin of `kind`: the world, the declaration against
+/// the grants, the plugin's own verdict on the config, and the grants against its needs. What
+/// hot reload asks of a new version before it replaces the old one; the first problem, in one
+/// line.
+pub(crate) async fn fits(
+    sandbox: &Sandbox,
+    plugin: &crate::sandbox::Plugin,
+    kind: crate::sandbox::PluginKind,
+    call: &TaskCall,
+) -> Result<(), String> {
+    if plugin.kind() != kind {
+        return Err(format!("it is now {} plugin, not {kind}", plugin.kind()));
+    }
+    let location = Location::whole_file(std::path::Path::new(""));
+    if let Some(e) = declared::undeclared(plugin.info(), &call.grants, &location, "grants").first()
+    {
+        return Err(format!("{}: {}", e.key, e.message));
+    }
+    let needs = match sandbox.validate(plugin, call).await {
+        Err(e) => return Err(format!("its validate {e}")),
+        Ok(Err(message)) => return Err(format!("its validate() rejects the config: {message}")),
+        Ok(Ok(needs)) => needs,
+    };
+    match needs.iter().find_map(|need| uncovered(need, &call.grants)) {
+        Some(problem) => Err(format!("it needs what the task does not grant: {problem}")),
+        None => Ok(()),
+    }
+}
+
 fn find_value(config: &PluginConfig, wanted: &str) -> Option<(String, Location)> {
     config.locations.iter().find_map(|(pointer, location)| {
         (config.value.pointer(pointer)?.as_str()? == wanted)
