@@ -14,6 +14,7 @@ mod plugins;
 mod remote;
 mod report;
 mod run;
+mod scaffold;
 mod state;
 mod trial;
 
@@ -230,6 +231,25 @@ pub enum PluginsCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// A new plugin project that builds with one command (`./build.sh`), with a README, a
+    /// sample task and a unit test, against this hmrt's contract.
+    New {
+        /// The plugin's name (lowercase letters, digits and '-'): its file stem in plugins/.
+        name: String,
+        /// Its language.
+        #[arg(long, value_enum)]
+        lang: scaffold::Lang,
+        /// A check or an action.
+        #[arg(long, value_enum, default_value = "check")]
+        kind: NewKind,
+        /// Where to write it (default: ./NAME); must not exist, or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The `hmrt-plugin` crate (Rust only; default: hmrt's source tree this binary was
+        /// built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// What a plugin file is: its world, its description, what it imports.
     Inspect {
         /// The `.wasm` file.
@@ -238,6 +258,15 @@ pub enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The kind of plugin `hmrt plugins new` writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NewKind {
+    /// A health check (`check` world).
+    Check,
+    /// A corrective action or notifier (`action` world).
+    Action,
 }
 
 /// Sets up logging and runs the command.
@@ -342,6 +371,22 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 plugins_list(config.as_deref(), dir.as_deref()).await
             }
             PluginsCommand::Inspect { file, json } => plugins_inspect(&file, json).await,
+            PluginsCommand::New {
+                name,
+                lang,
+                kind,
+                dir,
+                sdk,
+            } => scaffold::new(scaffold::Request {
+                name,
+                lang,
+                kind: match kind {
+                    NewKind::Check => crate::sandbox::PluginKind::Check,
+                    NewKind::Action => crate::sandbox::PluginKind::Action,
+                },
+                dir,
+                sdk,
+            }),
         },
     }
 }
