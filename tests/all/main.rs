@@ -6,6 +6,7 @@ mod support;
 
 mod alerts;
 mod api;
+mod authoring;
 mod cli;
 mod docker;
 mod e2e;

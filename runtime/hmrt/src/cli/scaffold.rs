@@ -79,7 +79,33 @@ const RUST: &[File] = &[
     ),
 ];
 
-const PYTHON: &[File] = &[];
+const PYTHON: &[File] = &[
+    script("build.sh", template!("python/build.sh")),
+    file("requirements.txt", template!("python/requirements.txt")),
+    file("hmrt_plugin.py", template!("python/hmrt_plugin.py")),
+    file("README.md", template!("python/README.md")),
+    file(".gitignore", template!("python/.gitignore")),
+    only(
+        PluginKind::Check,
+        "app.py",
+        template!("python/check/app.py"),
+    ),
+    only(
+        PluginKind::Check,
+        "test_app.py",
+        template!("python/check/test_app.py"),
+    ),
+    only(
+        PluginKind::Action,
+        "app.py",
+        template!("python/action/app.py"),
+    ),
+    only(
+        PluginKind::Action,
+        "test_app.py",
+        template!("python/action/test_app.py"),
+    ),
+];
 
 const JS: &[File] = &[];
 

@@ -10,5 +10,6 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     exit 1
 fi
 cargo build --release --target wasm32-wasip2
-cp target/wasm32-wasip2/release/{{name_snake}}.wasm {{name}}.wasm
+# A shared CARGO_TARGET_DIR (several plugins, one build of their dependencies) is honoured.
+cp "${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/{{name_snake}}.wasm" {{name}}.wasm
 echo "built {{name}}.wasm ($(wc -c < {{name}}.wasm) bytes)"
