@@ -167,3 +167,8 @@ async fn a_rust_plugin_is_written_built_tried_and_run_beside_the_builtins() {
 async fn a_python_plugin_is_written_built_tried_and_run_beside_the_builtins() {
     write_build_and_run("python").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_plugin_is_written_built_tried_and_run_beside_the_builtins() {
+    write_build_and_run("js").await;
+}

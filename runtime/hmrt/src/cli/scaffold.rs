@@ -17,7 +17,7 @@ pub enum Lang {
     Rust,
     /// Python, with componentize-py (python3 with venv and pip).
     Python,
-    /// JavaScript, with jco and componentize-js (node and npm).
+    /// JavaScript, with jco's QuickJS backend (node and npm).
     Js,
 }
 
@@ -107,7 +107,26 @@ const PYTHON: &[File] = &[
     ),
 ];
 
-const JS: &[File] = &[];
+const JS: &[File] = &[
+    script("build.sh", template!("js/build.sh")),
+    file("package.json", template!("js/package.json")),
+    file("hmrt-plugin.js", template!("js/hmrt-plugin.js")),
+    file("hmrt-mock.js", template!("js/hmrt-mock.js")),
+    file("README.md", template!("js/README.md")),
+    file(".gitignore", template!("js/.gitignore")),
+    only(PluginKind::Check, "app.js", template!("js/check/app.js")),
+    only(
+        PluginKind::Check,
+        "app.test.js",
+        template!("js/check/app.test.js"),
+    ),
+    only(PluginKind::Action, "app.js", template!("js/action/app.js")),
+    only(
+        PluginKind::Action,
+        "app.test.js",
+        template!("js/action/app.test.js"),
+    ),
+];
 
 /// The versions hmrt's own guests are built and tested with: a new Rust project starts from
 /// them (cargo drops what it does not use), so it builds with what is known to work.
