@@ -47,7 +47,8 @@ fn scaffold(dir: &Path, lang: &str, kind: &str, name: &str) -> PathBuf {
 
 /// Both kinds in `lang`: the check healthy and unhealthy beside the built-in `http` check, the
 /// action's notice arriving at a server, and the sample task accepted by `hmrt validate`.
-async fn write_build_and_run(lang: &str) {
+/// Returns the check's component.
+async fn write_build_and_run(lang: &str) -> Vec<u8> {
     let server = HttpServer::start().await;
     let notified = RecordingServer::start();
     let build = tempfile::tempdir().expect("temp dir");
@@ -156,6 +157,7 @@ grants = {{ http = ["{origin}"] }}
     let (code, stdout, stderr) =
         tokio::task::block_in_place(|| hmrt(&["validate", &path(&config)]));
     assert_eq!(code, 0, "{lang} sample task: {stdout}{stderr}");
+    std::fs::read(&check_wasm).expect("the check's component")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +167,86 @@ async fn a_rust_plugin_is_written_built_tried_and_run_beside_the_builtins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_plugin_is_written_built_tried_and_run_beside_the_builtins() {
-    write_build_and_run("python").await;
+    let wasm = write_build_and_run("python").await;
+    tokio::task::block_in_place(|| a_big_plugin_compiles_while_the_other_tasks_keep_time(&wasm));
+}
+
+/// Hot reload of a Python plugin (about 19 MB; 10 s or more for Cranelift here) with the
+/// compile cache off, so the reload really compiles: a built-in task checked every 200 ms
+/// meanwhile keeps its rhythm, each check at most one interval after the one before it was due.
+fn a_big_plugin_compiles_while_the_other_tasks_keep_time(wasm: &[u8]) {
+    use std::time::Duration;
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = server.local_addr().expect("addr").port();
+    let ws = Workspace::new();
+    ws.write_plugin_bytes("big", wasm);
+    let config = ws.config(&format!(
+        r#"
+[[task]]
+name = "steady"
+check = "tcp"
+interval = "200ms"
+config = {{ address = "127.0.0.1:{port}" }}
+grants = {{ tcp = ["127.0.0.1:{port}"] }}
+
+[[task]]
+name = "big"
+check = "big"
+interval = "1s"
+config = {{ url = "http://127.0.0.1:{port}/" }}
+grants = {{ http = ["http://127.0.0.1:{port}"] }}
+"#
+    ));
+    let mut hmrt = crate::support::HmrtProcess::start_with(
+        &config,
+        "info,hmrt=debug",
+        &[("HMRT_CACHE_DIR", "off")],
+    );
+    hmrt.wait_log("hmrt running", Duration::from_secs(120));
+    let mark = hmrt.drain().lines().count();
+    std::fs::write(ws.path().join("plugins/big.wasm"), wasm).expect("replace");
+    hmrt.wait_log("plugin reloaded", Duration::from_secs(180));
+    let log = hmrt.drain();
+    assert!(hmrt.terminate().success());
+    let lines: Vec<&str> = log.lines().skip(mark).collect();
+    let reloaded = lines
+        .iter()
+        .position(|l| l.contains("plugin reloaded"))
+        .expect("the reload line");
+    let time = |line: &str| {
+        let stamp = line.split_whitespace().next().unwrap_or_default();
+        stamp
+            .parse::<jiff::Timestamp>()
+            .unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    let checks: Vec<jiff::Timestamp> = lines[..reloaded]
+        .iter()
+        .filter(|l| l.contains("task=steady") && l.contains("event=\"check\""))
+        .map(|l| time(l))
+        .collect();
+    let compiling = time(lines[reloaded]).duration_since(time(lines[0]));
+    let gaps: Vec<i128> = checks
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).as_millis())
+        .collect();
+    let worst = gaps.iter().copied().max().unwrap_or(i128::MAX);
+    eprintln!(
+        "reload took {compiling:#}; steady checked {} times, the longest gap {worst} ms",
+        checks.len()
+    );
+    assert!(
+        compiling.as_secs_f64() > 2.0,
+        "the reload compiled for only {compiling:#}: not the test it should be"
+    );
+    assert!(
+        checks.len() as f64 >= compiling.as_secs_f64() / 0.2 * 0.8,
+        "{} checks in {compiling:#}",
+        checks.len()
+    );
+    assert!(
+        worst < 400,
+        "a gap of {worst} ms between checks 200 ms apart: {gaps:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
