@@ -269,3 +269,23 @@ async fn try_runs_one_plugin_with_command_line_grants_and_exits_as_check() {
     assert_eq!(code, 3);
     assert!(stderr.contains("grants.http[0]"), "{stderr}");
 }
+
+/// A component that uses the component model's async ABI (what jco's QuickJS backend emits
+/// without `--backend-qjs-disable-async`) is refused with the flag that fixes it.
+#[test]
+fn an_async_component_is_refused_with_the_build_flag_that_fixes_it() {
+    let bytes = wat::parse_str(
+        r#"(component
+  (import "hmrt:plugin/types@0.3.0" (instance $t))
+  (core func $cancel (canon task.cancel))
+  (export "hmrt:plugin/check-plugin@0.3.0" (instance $t)))"#,
+    )
+    .expect("the test's component");
+    let ws = Workspace::new();
+    ws.write_plugin_bytes("qjs", &bytes);
+    let file = ws.path().join("plugins/qjs.wasm");
+    let (code, _, stderr) = hmrt(&["plugins", "inspect", file.to_str().expect("utf-8")]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("component model async feature"), "{stderr}");
+    assert!(stderr.contains("--backend-qjs-disable-async"), "{stderr}");
+}

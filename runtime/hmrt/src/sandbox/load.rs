@@ -459,7 +459,8 @@ impl Sandbox {
             ))),
             Ok(Err(join)) => Err(LoadError::Compile(format!("the compiler failed: {join}"))),
             Ok(Ok(compiled)) => compiled.map_err(|e| {
-                LoadError::Compile(untrusted::line(&format!("{e:#}"), untrusted::MESSAGE))
+                let text = untrusted::line(&format!("{e:#}"), untrusted::MESSAGE);
+                LoadError::Compile(format!("{text}{}", surface::compile_hint(&text)))
             }),
         }
     }

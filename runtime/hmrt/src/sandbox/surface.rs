@@ -170,6 +170,16 @@ pub(crate) fn unsupported(name: &str) -> LoadError {
     }
 }
 
+/// The fix for a compile error whose usual cause is known, or nothing.
+pub(crate) fn compile_hint(error: &str) -> &'static str {
+    if error.contains("requires the component model async feature") {
+        // jco's QuickJS backend emits the async ABI unless told not to.
+        "; hmrt runs synchronous components: a JavaScript plugin built by jco's QuickJS backend needs `--backend-qjs-disable-async` (the scaffold's build.sh passes it)"
+    } else {
+        ""
+    }
+}
+
 /// The fix for an import hmrt does not provide, where its usual cause is known.
 fn hint(name: &str) -> String {
     let provided = format!(
