@@ -162,8 +162,8 @@ pub enum Command {
         /// supervisor=web, tcp=127.0.0.1:6379, files=/var/log/, ... Repeat for more.
         #[arg(long = "grant", value_name = "KIND=VALUE")]
         grants: Vec<String>,
-        /// How many calls, one after another (each in a fresh instance).
-        #[arg(long, default_value_t = 1)]
+        /// How many calls, one after another (each in a fresh instance), 1 to 10000.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         times: u32,
         /// The task's supervisord program, as the plugin sees it.
         #[arg(long)]

@@ -161,7 +161,7 @@ pub(super) fn new(request: Request) -> anyhow::Result<ExitCode> {
     let name = &request.name;
     if !valid_name(name) {
         return fail(format!(
-            "{name:?} is not a usable plugin name: lowercase letters, digits and '-', starting with a letter (it becomes the file stem tasks name)"
+            "{name:?} is not a usable plugin name: lowercase letters, digits and '-', starting with a letter, and not a built-in's name (it becomes the file stem tasks name)"
         ));
     }
     let dir = request.dir.clone().unwrap_or_else(|| PathBuf::from(name));
@@ -178,8 +178,19 @@ pub(super) fn new(request: Request) -> anyhow::Result<ExitCode> {
                 "the Rust SDK (the hmrt-plugin crate, checks/support in hmrt's source tree) is not on this machine: pass --sdk PATH/TO/hmrt/checks/support".into(),
             );
         }
-        (_, sdk) => sdk.map(|p| p.display().to_string()).unwrap_or_default(),
+        (Lang::Rust, Some(sdk)) => match sdk.join("Cargo.toml").canonicalize() {
+            // Absolute, as Cargo reads a path dependency relative to the new project.
+            Ok(manifest) => manifest.parent().map(Path::to_path_buf).unwrap_or(sdk),
+            Err(e) => {
+                return fail(format!(
+                    "--sdk {}: no hmrt-plugin crate there ({e})",
+                    sdk.display()
+                ));
+            }
+        },
+        (_, sdk) => sdk.unwrap_or_default(),
     };
+    let sdk = sdk.display().to_string();
     let files = match request.lang {
         Lang::Rust => RUST,
         Lang::Python => PYTHON,
@@ -269,6 +280,8 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.ends_with('-')
         && crate::registry::usable_name(name)
+        // A file by a built-in's name is refused by the registry: it could never be used.
+        && !crate::registry::is_builtin(name)
 }
 
 /// The placeholders' values.
@@ -295,7 +308,11 @@ impl Vars {
                 ("{{name}}", name.to_string()),
                 ("{{name_snake}}", name.replace('-', "_")),
                 ("{{kind}}", kind.to_string()),
-                ("{{sdk_path}}", sdk.to_string()),
+                // A TOML string, quoted and escaped as TOML needs.
+                (
+                    "{{sdk_path}}",
+                    toml::Value::String(sdk.to_string()).to_string(),
+                ),
                 ("{{contract}}", CONTRACT_VERSION.to_string()),
                 ("{{try_config}}", try_config.to_string()),
                 ("{{try_grant}}", try_grant.to_string()),
@@ -336,7 +353,18 @@ mod tests {
         for good in ["disk-free", "a", "api2"] {
             assert!(valid_name(good), "{good}");
         }
-        for bad in ["", "Disk", "2fa", "a_b", "a-", "a/b", "../x", "a.b"] {
+        for bad in [
+            "",
+            "Disk",
+            "2fa",
+            "a_b",
+            "a-",
+            "a/b",
+            "../x",
+            "a.b",
+            "http",
+            "heartbeat",
+        ] {
             assert!(!valid_name(bad), "{bad}");
         }
     }

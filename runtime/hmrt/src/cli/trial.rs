@@ -42,30 +42,47 @@ pub(super) struct Trial {
 const CANNOT_TRY: u8 = 3;
 
 pub(super) async fn run(trial: Trial) -> anyhow::Result<ExitCode> {
-    let fail = |message: String| {
-        eprintln!("{message}");
-        Ok(ExitCode::from(CANNOT_TRY))
+    let (sandbox, plugin, call, mut out) = match prepare(&trial).await {
+        Ok(prepared) => prepared,
+        Err(message) => {
+            // `--json` promises one JSON object on stdout, also when nothing could be tried.
+            if trial.json {
+                println!("{}", serde_json::json!({ "error": message }));
+            } else {
+                eprintln!("{message}");
+            }
+            return Ok(ExitCode::from(CANNOT_TRY));
+        }
     };
-    let task = match task_settings(&trial) {
-        Ok(task) => task,
-        Err(message) => return fail(message),
-    };
+    let mut worst = Status::Healthy;
+    for attempt in 1..=trial.times {
+        let status = call_once(&sandbox, &plugin, &call, attempt, &mut out).await;
+        worst = super::report::worse(worst, status);
+    }
+    out.finish(worst)?;
+    Ok(ExitCode::from(exit_code(worst)))
+}
+
+/// Everything before the calls: settings, config, sandbox, the plugin, its declaration against
+/// the grants and its verdict on the config. An error is the message `hmrt try` exits 3 with.
+async fn prepare(trial: &Trial) -> Result<(Sandbox, Plugin, TaskCall, Output), String> {
+    let task = task_settings(trial)?;
     let config_json = match serde_json::from_str::<serde_json::Value>(&trial.config) {
         Ok(value @ serde_json::Value::Object(_)) => value.to_string(),
         Ok(_) => {
-            return fail("--config: must be a JSON object, such as '{\"url\": \"...\"}'".into());
+            return Err("--config: must be a JSON object, such as '{\"url\": \"...\"}'".into());
         }
-        Err(e) => return fail(format!("--config: not JSON: {e}")),
+        Err(e) => return Err(format!("--config: not JSON: {e}")),
     };
     let memory = usize::try_from(task.memory).unwrap_or(usize::MAX);
-    let sandbox = sandbox(memory)?;
+    let sandbox = sandbox(memory).map_err(|e| format!("{e:#}"))?;
     let bytes = crate::sandbox::read_plugin(&trial.file)
-        .map_err(|why| anyhow::anyhow!("{}: cannot read: {why}", trial.file.display()))?;
+        .map_err(|why| format!("{}: cannot read: {why}", trial.file.display()))?;
     let started = Instant::now();
-    let plugin = match sandbox.load(&bytes).await {
-        Ok(plugin) => plugin,
-        Err(e) => return fail(format!("{}: {e}", trial.file.display())),
-    };
+    let plugin = sandbox
+        .load(&bytes)
+        .await
+        .map_err(|e| format!("{}: {e}", trial.file.display()))?;
     let load = started.elapsed();
     let call = TaskCall {
         name: Arc::from("try"),
@@ -79,8 +96,6 @@ pub(super) async fn run(trial: Trial) -> anyhow::Result<ExitCode> {
         scratch: Some(Arc::from("try")),
         reuse: None,
     };
-    let mut out = Output::new(trial.json);
-    out.plugin(&trial.file, &plugin, bytes.len(), load);
     let refused = declared::undeclared(
         plugin.info(),
         &call.grants,
@@ -88,54 +103,51 @@ pub(super) async fn run(trial: Trial) -> anyhow::Result<ExitCode> {
         "grants",
     );
     if !refused.is_empty() {
-        return fail(
-            refused
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        );
+        let refused: Vec<String> = refused.iter().map(ToString::to_string).collect();
+        return Err(refused.join("\n"));
     }
+    let mut out = Output::new(trial.json);
+    out.plugin(&trial.file, &plugin, bytes.len(), load);
     match sandbox.validate(&plugin, &call).await {
-        Err(e) => return fail(format!("validate() {e}")),
-        Ok(Err(message)) => return fail(format!("--config: {message}")),
+        Err(e) => return Err(format!("validate() {e}")),
+        Ok(Err(message)) => return Err(format!("--config: {message}")),
         Ok(Ok(needs)) => out.needs(&needs, &call.grants),
     }
-    let mut worst = Status::Healthy;
-    for attempt in 1..=trial.times.max(1) {
-        let status = match plugin.kind() {
-            PluginKind::Check => {
-                let outcome = sandbox.check(&plugin, &call).await;
-                let status = outcome.status();
-                out.call(
-                    attempt,
-                    status,
-                    &outcome.message(),
-                    &outcome.metrics(),
-                    &outcome.report,
-                );
-                status
-            }
-            PluginKind::Action => {
-                let trigger = ActionTrigger {
-                    status: Status::Unhealthy,
-                    message: "hmrt try".into(),
-                    attempt,
-                };
-                let (result, report) = sandbox.action(&plugin, &call, trigger).await;
-                let (status, message) = match result {
-                    Ok(Ok(summary)) => (Status::Healthy, summary),
-                    Ok(Err(message)) => (Status::Unhealthy, format!("failed: {message}")),
-                    Err(e) => (Status::Unhealthy, format!("action {e}")),
-                };
-                out.call(attempt, status, &message, &[], &report);
-                status
-            }
-        };
-        worst = super::report::worse(worst, status);
+    Ok((sandbox, plugin, call, out))
+}
+
+/// One call of the plugin (its check, or its action with a made-up trigger), reported.
+async fn call_once(
+    sandbox: &Sandbox,
+    plugin: &Plugin,
+    call: &TaskCall,
+    attempt: u32,
+    out: &mut Output,
+) -> Status {
+    match plugin.kind() {
+        PluginKind::Check => {
+            let outcome = sandbox.check(plugin, call).await;
+            let status = outcome.status();
+            let (message, metrics) = (outcome.message(), outcome.metrics());
+            out.call(attempt, status, &message, &metrics, &outcome.report);
+            status
+        }
+        PluginKind::Action => {
+            let trigger = ActionTrigger {
+                status: Status::Unhealthy,
+                message: "hmrt try".into(),
+                attempt,
+            };
+            let (result, report) = sandbox.action(plugin, call, trigger).await;
+            let (status, message) = match result {
+                Ok(Ok(summary)) => (Status::Healthy, format!("done: {summary}")),
+                Ok(Err(message)) => (Status::Unhealthy, format!("failed: {message}")),
+                Err(e) => (Status::Unhealthy, format!("action {e}")),
+            };
+            out.call(attempt, status, &message, &[], &report);
+            status
+        }
     }
-    out.finish(worst)?;
-    Ok(ExitCode::from(exit_code(worst)))
 }
 
 /// The grants, timeout and memory limit, read by the config crate from a one-task config, so
@@ -330,7 +342,10 @@ impl Output {
             println!("  denied  {d}");
         }
         for (name, text) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
+            // The guest's bytes, never raw on a terminal: no escape sequences, no control
+            // characters, each line capped.
             for line in text.lines() {
+                let line = crate::sandbox::untrusted::line(line, crate::sandbox::untrusted::STDERR);
                 println!("  {name}  {line}");
             }
         }

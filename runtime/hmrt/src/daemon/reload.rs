@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::Shared;
 use crate::events::Event;
-use crate::registry::{Entry, Source, is_builtin, load_file};
+use crate::registry::{Entry, Source, is_builtin};
 use crate::sandbox::{PluginKind, TaskCall};
 use crate::tasks::{Bound, BoundTask};
 
@@ -89,12 +89,27 @@ pub(super) async fn watch(
     users: HashMap<String, Vec<User>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (tx, mut changed) = mpsc::unbounded_channel::<PathBuf>();
+    let (tx, mut changed) = mpsc::unbounded_channel::<Change>();
+    let names: std::collections::HashSet<String> = users.keys().cloned().collect();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            for path in event.paths {
-                let _ = tx.send(path);
+        // Only what can change a plugin's bytes, and only the names tasks use, so hmrt's own
+        // read of a file (an open event) never queues a reload, and a flood of writes to other
+        // files costs nothing here.
+        let change = match event {
+            Err(_) => Some(Change::All),
+            Ok(event) if event.need_rescan() => Some(Change::All),
+            Ok(event) if !writes(&event.kind) => None,
+            Ok(event) => {
+                for name in event.paths.iter().filter_map(|p| plugin_name(p)) {
+                    if names.contains(&name) {
+                        let _ = tx.send(Change::One(name));
+                    }
+                }
+                None
             }
+        };
+        if let Some(change) = change {
+            let _ = tx.send(change);
         }
     });
     let mut watcher = match watcher {
@@ -116,9 +131,14 @@ pub(super) async fn watch(
         let next = pending.values().min().copied();
         tokio::select! {
             _ = stop.changed() => return,
-            Some(path) = changed.recv() => {
-                if let Some(name) = plugin_name(&path).filter(|n| users.contains_key(n)) {
-                    pending.insert(name, Instant::now() + SETTLE);
+            Some(change) = changed.recv() => {
+                let at = Instant::now() + SETTLE;
+                match change {
+                    Change::One(name) => {
+                        pending.insert(name, at);
+                    }
+                    // Events were lost (the kernel's queue overflowed): look at every file.
+                    Change::All => pending.extend(users.keys().map(|n| (n.clone(), at))),
                 }
             }
             _ = sleep_until(next) => {
@@ -145,6 +165,27 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// What the watcher reports.
+enum Change {
+    /// This plugin's file changed.
+    One(String),
+    /// Unknown: every plugin's file may have changed.
+    All,
+}
+
+/// Whether an event can mean new bytes (not a read, not a metadata change).
+fn writes(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Other => false,
+    }
+}
+
 /// The plugin name of a path in `plugins_dir`: the stem of a `*.wasm` file.
 fn plugin_name(path: &Path) -> Option<String> {
     if path.extension().is_none_or(|e| e != "wasm") {
@@ -153,13 +194,40 @@ fn plugin_name(path: &Path) -> Option<String> {
     path.file_stem()?.to_str().map(str::to_string)
 }
 
+/// [`load_file`] with the file read on a blocking thread (up to 128 MiB), so neither the read
+/// nor the compile runs on the scheduler's workers.
+async fn load_file_off_thread(
+    sandbox: &crate::sandbox::Sandbox,
+    file: &Path,
+) -> Result<crate::sandbox::Plugin, crate::registry::Problem> {
+    let path = file.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || crate::sandbox::read_plugin(&path)).await;
+    let bytes = read
+        .unwrap_or_else(|e| Err(format!("the read failed: {e}")))
+        .map_err(|message| crate::registry::Problem::Unreadable {
+            file: file.to_path_buf(),
+            message,
+        })?;
+    sandbox
+        .load(&bytes)
+        .await
+        .map_err(|error| crate::registry::Problem::Invalid {
+            file: file.to_path_buf(),
+            error,
+        })
+}
+
 /// Loads `file` as the new version of `name` and swaps it in if it serves every user.
 async fn reload(shared: &Shared, name: &str, file: &Path, users: &[User]) {
     let failed = |problem: String| {
         tracing::error!(plugin = %name, "{problem}");
         shared.emit(Event::PluginFailed { problem });
     };
-    if !file.exists() {
+    let gone = matches!(
+        std::fs::symlink_metadata(file),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound
+    );
+    if gone {
         let reason = format!(
             "plugin \"{name}\" is not usable: {} was removed",
             file.display()
@@ -172,7 +240,7 @@ async fn reload(shared: &Shared, name: &str, file: &Path, users: &[User]) {
         return;
     }
     let started = std::time::Instant::now();
-    let plugin = match load_file(&shared.sandbox, file).await {
+    let plugin = match load_file_off_thread(&shared.sandbox, file).await {
         Ok(plugin) => plugin,
         Err(problem) => {
             failed(format!(

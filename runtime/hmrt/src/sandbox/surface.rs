@@ -41,11 +41,17 @@ const INTERFACES: &[(&str, &[&str])] = &[
 /// environment; see `sandbox`).
 const WASI_PACKAGES: &[&str] = &["cli", "clocks", "filesystem", "io", "random", "sockets"];
 
+/// The most top-level imports, and exports, a plugin may have: the contract has 13
+/// interfaces and WASI 0.2 about 30, so this only stops a file made to exhaust memory.
+const MAX_NAMES: usize = 1024;
+
 /// A component's top-level import and export names.
 #[derive(Debug, Default)]
 pub(crate) struct Surface {
     pub imports: Vec<String>,
     pub exports: Vec<String>,
+    /// Which export names are component instances (what a world's interface is).
+    instances: Vec<bool>,
 }
 
 /// Reads the names without compiling or validating anything (wasmtime validates when it
@@ -70,19 +76,33 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Surface, LoadError> {
                     surface
                         .imports
                         .push(import.map_err(bad)?.name.name.to_string());
+                    too_many(surface.imports.len(), "imports")?;
                 }
             }
             Payload::ComponentExportSection(section) if depth == 0 => {
                 for export in section {
-                    surface
-                        .exports
-                        .push(export.map_err(bad)?.name.name.to_string());
+                    let export = export.map_err(bad)?;
+                    surface.exports.push(export.name.name.to_string());
+                    surface.instances.push(matches!(
+                        export.kind,
+                        wasmparser::ComponentExternalKind::Instance
+                    ));
+                    too_many(surface.exports.len(), "exports")?;
                 }
             }
             _ => {}
         }
     }
     Ok(surface)
+}
+
+fn too_many(count: usize, what: &str) -> Result<(), LoadError> {
+    if count > MAX_NAMES {
+        return Err(LoadError::Compile(format!(
+            "has more than {MAX_NAMES} top-level {what}; a plugin has a few dozen"
+        )));
+    }
+    Ok(())
 }
 
 /// Splits `hmrt:plugin/name@version` into (name, version).
@@ -95,10 +115,13 @@ impl Surface {
     /// The world and contract version the exports name.
     pub(crate) fn world(&self) -> Result<(PluginKind, &'static str), LoadError> {
         let mut found = None;
-        for name in &self.exports {
+        for (name, instance) in self.exports.iter().zip(&self.instances) {
             let Some((interface, version)) = contract_interface(name) else {
                 continue;
             };
+            if !instance {
+                continue;
+            }
             let kind = match interface {
                 "check-plugin" => PluginKind::Check,
                 "action-plugin" => PluginKind::Action,
@@ -107,6 +130,12 @@ impl Surface {
             let Some(version) = SUPPORTED_VERSIONS.iter().find(|v| **v == version) else {
                 return Err(mismatch(interface, version));
             };
+            if found.is_some_and(|(k, _)| k != kind) {
+                return Err(LoadError::Compile(
+                    "exports both the check and the action world; a plugin is one or the other"
+                        .into(),
+                ));
+            }
             found = Some((kind, *version));
         }
         found.ok_or_else(|| LoadError::NotAPlugin {
@@ -323,6 +352,22 @@ mod tests {
         let e = load(&[], "my:thing/run@1.0.0").unwrap_err();
         assert!(e.contains("(it exports: my:thing/run@1.0.0)"), "{e}");
         assert!(e.contains("`hmrt plugins new`"), "{e}");
+    }
+
+    #[test]
+    fn a_file_of_endless_imports_is_refused_at_the_cap() {
+        let many: Vec<String> = (0..=MAX_NAMES).map(|i| format!("x:y/z{i}@1.0.0")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let e = read(&component(&many, CHECK)).unwrap_err().to_string();
+        assert!(e.contains("more than 1024 top-level imports"), "{e}");
+    }
+
+    #[test]
+    fn both_worlds_at_once_are_refused() {
+        let text = "(component (import \"hmrt:plugin/types@0.3.0\" (instance $t)) (export \"hmrt:plugin/check-plugin@0.3.0\" (instance $t)) (export \"hmrt:plugin/action-plugin@0.3.0\" (instance $t)))";
+        let surface = read(&wat::parse_str(text).unwrap()).unwrap();
+        let e = surface.world().unwrap_err().to_string();
+        assert!(e.contains("both the check and the action world"), "{e}");
     }
 
     #[test]

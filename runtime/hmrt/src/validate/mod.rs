@@ -243,7 +243,10 @@ pub(crate) async fn fits(
     call: &TaskCall,
 ) -> Result<(), String> {
     if plugin.kind() != kind {
-        return Err(format!("it is now {} plugin, not {kind}", plugin.kind()));
+        return Err(format!(
+            "it is now a plugin of the {} world, not the {kind} world",
+            plugin.kind()
+        ));
     }
     let location = Location::whole_file(std::path::Path::new(""));
     if let Some(e) = declared::undeclared(plugin.info(), &call.grants, &location, "grants").first()
