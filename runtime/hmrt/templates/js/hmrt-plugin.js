@@ -110,6 +110,15 @@ export function utf8Decode(bytes) {
   return out;
 }
 
+// `value` as text, never throwing (a value whose conversion throws is named instead).
+function safeString(value) {
+  try {
+    return String(value);
+  } catch (e) {
+    return `<${typeof value} that cannot be shown>`;
+  }
+}
+
 /**
  * `text` as one line (whitespace runs become one space), cut at `cap` characters.
  * @param {unknown} text
@@ -117,7 +126,7 @@ export function utf8Decode(bytes) {
  * @returns {string}
  */
 export function oneLine(text, cap = 500) {
-  const s = String(text).replace(/\s+/g, ' ').trim();
+  const s = safeString(text).replace(/\s+/g, ' ').trim();
   return s.length <= cap ? s : s.slice(0, cap - 3) + '...';
 }
 
@@ -148,9 +157,9 @@ function show(value) {
   try {
     text = JSON.stringify(value);
   } catch (e) {
-    text = String(value);
+    text = undefined;
   }
-  if (text === undefined) text = String(value);
+  if (typeof text !== 'string') text = safeString(value);
   return text.length <= 60 ? text : text.slice(0, 57) + '...';
 }
 
@@ -402,8 +411,26 @@ export function metric(name, value, unit = '') {
   return { name: String(name), value: Number(value), unit: String(unit) };
 }
 
+// `metrics` as metric records; a bad one throws (a string) saying what is wrong.
+function checkMetrics(metrics) {
+  if (metrics === undefined || metrics === null) return [];
+  if (!Array.isArray(metrics)) throw `metrics must be a list of metric(...), not ${show(metrics)}`;
+  return metrics.map((m) => {
+    if (!m || typeof m !== 'object') throw `a metric must be built with metric(...), not ${show(m)}`;
+    if (typeof m.value !== 'number' && typeof m.value !== 'bigint') {
+      throw `metric ${show(m.name)} must have a number value, not ${show(m.value)}`;
+    }
+    return metric(m.name, m.value, m.unit ?? '');
+  });
+}
+
+// A check result whose every part lowers: a bad metric makes it `unknown`, saying what is wrong.
 function result(status, message, metrics) {
-  return { status, message: oneLine(message), metrics: (metrics || []).map((m) => metric(m.name, m.value, m.unit)) };
+  try {
+    return { status, message: oneLine(message), metrics: checkMetrics(metrics) };
+  } catch (e) {
+    return { status: 'unknown', message: oneLine(`bad check result: ${typeof e === 'string' ? e : reason(e)}`), metrics: [] };
+  }
 }
 
 /**
@@ -444,7 +471,26 @@ export function unknown(message, metrics = []) {
 
 // --- needs (what validate() returns) ---------------------------------------------------------
 
+/** The tags of the needs `validate()` may return (the `need` variant of the contract). */
+export const NEED_TAGS = ['http', 'exec', 'supervisor', 'tcp', 'smtp', 'system', 'process', 'files', 'docker', 'systemd'];
+
 const needOf = (tag) => (val) => ({ tag, val: String(val) });
+
+// What validate() returned, checked: a list of needs (null or undefined is none). Anything else
+// throws its error (a one-line string), saying what is wrong.
+function checkNeeds(needs) {
+  if (needs === undefined || needs === null) return [];
+  if (!Array.isArray(needs)) {
+    throw oneLine(`validate() returned ${show(needs)}, not a list of needs (return [need.http(url)] and the like)`);
+  }
+  return needs.map((n, i) => {
+    if (!n || typeof n !== 'object' || !NEED_TAGS.includes(n.tag) || typeof n.val !== 'string') {
+      throw oneLine(`validate() returned a list whose item ${i} is ${show(n)}, not a need `
+        + '(build it with need.http(...) and the like)');
+    }
+    return { tag: n.tag, val: n.val };
+  });
+}
 
 /**
  * What a config would touch, for `validate()`: `need.http(url)`, `need.exec(program)`,
@@ -732,19 +778,34 @@ if (typeof globalThis.console === 'undefined') {
  * @returns {string}
  */
 export function reason(error) {
-  if (!(error instanceof Error)) return oneLine(`thrown: ${typeof error === 'string' ? error : show(error)}`);
-  let head = error.message ? `${error.name}: ${error.message}` : error.name;
-  const stack = typeof error.stack === 'string' ? error.stack.split('\n') : [];
-  const own = stack.map((l) => l.trim()).filter((l) => l.startsWith('at ') && !l.includes('hmrt-plugin.js'));
-  if (own.length) head += ` (${own[0]})`;
-  return oneLine(head);
+  try {
+    if (!(error instanceof Error)) return oneLine(`thrown: ${typeof error === 'string' ? error : show(error)}`);
+    const message = field(error, 'message');
+    let head = message ? `${field(error, 'name')}: ${message}` : field(error, 'name');
+    const stack = field(error, 'stack').split('\n');
+    const own = stack.map((l) => l.trim()).filter((l) => l.startsWith('at ') && !l.includes('hmrt-plugin.js'));
+    if (own.length) head += ` (${own[0]})`;
+    return oneLine(head);
+  } catch (e) {
+    return 'an exception that cannot be shown';
+  }
+}
+
+// `error[key]` as text ('' when absent), never throwing (a getter or a conversion may).
+function field(error, key) {
+  try {
+    const value = error[key];
+    return value === undefined || value === null ? '' : String(value);
+  } catch (e) {
+    return `<${key} that cannot be shown>`;
+  }
 }
 
 function logBug(what, error) {
-  if (error instanceof HostError || error instanceof ConfigError) return;
-  const head = error instanceof Error ? `${error.name}: ${error.message}` : show(error);
-  const stack = error && typeof error.stack === 'string' ? error.stack : '';
   try {
+    if (error instanceof HostError || error instanceof ConfigError) return;
+    const head = error instanceof Error ? `${field(error, 'name')}: ${field(error, 'message')}` : show(error);
+    const stack = error && typeof error.stack === 'string' ? error.stack : '';
     // V8's stack starts with the message, QuickJS's has only the frames
     log.error(`uncaught exception in ${what}: ${stack.startsWith(head) ? stack : `${head}\n${stack}`}`);
   } catch (e) {
@@ -764,24 +825,58 @@ export class ActionError extends Error {
   }
 }
 
+/** The capabilities a plugin may declare (the `capability` enum of the contract). */
+export const CAPABILITIES = ['http', 'exec', 'supervisor', 'tcp', 'smtp', 'system', 'process', 'files', 'docker', 'systemd'];
+
+// describe() has no error: what is wrong in `spec` is left out and the summary says so instead.
 function info(spec) {
-  return {
-    name: String(spec.name),
-    version: String(spec.version || '0.1.0'),
-    summary: oneLine(spec.summary || ''),
-    capabilities: (spec.capabilities || []).slice(),
+  const problems = [];
+  const text = (key, def, required) => {
+    const value = spec[key];
+    if (typeof value === 'string' && value) return oneLine(value);
+    if ((value === undefined || value === null || value === '') && !required) return def;
+    problems.push(`\`${key}\` must be a non-empty string, not ${show(value)}`);
+    return def;
+  };
+  const name = text('name', 'unnamed', true);
+  const version = text('version', '0.1.0', false);
+  let summary = text('summary', '', false);
+  const declared = spec.capabilities ?? [];
+  const capabilities = [];
+  if (!Array.isArray(declared)) {
+    problems.push(`\`capabilities\` must be a list, not ${show(declared)}`);
+  } else {
+    for (const c of declared) {
+      if (CAPABILITIES.includes(c)) capabilities.push(c);
+      else problems.push(`${show(c)} is not a capability (known: ${CAPABILITIES.join(', ')})`);
+    }
+  }
+  if (problems.length) {
+    summary = oneLine(`invalid plugin info: ${problems.join('; ')}${summary ? ` (summary: ${summary})` : ''}`);
+  }
+  return { name, version, summary, capabilities };
+}
+
+function describeOf(spec) {
+  return () => {
+    try {
+      return info(spec || {});
+    } catch (e) {
+      return { name: 'unnamed', version: '0.0.0', summary: oneLine(`invalid plugin info: ${reason(e)}`), capabilities: [] };
+    }
   };
 }
 
 // jco makes a thrown string the `err` of a `result`; an Error object may trap instead.
 function guardedValidate(fn) {
   return (task) => {
+    let needs;
     try {
-      const needs = fn ? fn(config(task), task) : [];
-      return Array.from(needs || [], (n) => ({ tag: String(n.tag), val: String(n.val) }));
+      needs = fn ? fn(config(task), task) : [];
     } catch (e) {
       throw e instanceof ConfigError ? oneLine(e.message) : reason(e);
     }
+    return checkNeeds(needs);
   };
 }
 
@@ -806,7 +901,7 @@ function checkResult(value) {
  */
 export function defineCheck(spec) {
   return {
-    describe: () => info(spec),
+    describe: describeOf(spec),
     validate: guardedValidate(spec.validate),
     check(task) {
       try {
@@ -834,19 +929,20 @@ export function defineCheck(spec) {
  */
 export function defineAction(spec) {
   return {
-    describe: () => info(spec),
+    describe: describeOf(spec),
     validate: guardedValidate(spec.validate),
     run(task, trigger) {
       let summary;
       try {
-        summary = spec.run(config(task), task, trigger);
+        const value = spec.run(config(task), task, trigger);
+        summary = value === undefined || value === null ? '' : String(value);
       } catch (e) {
         if (e instanceof ActionError) throw oneLine(e.message);
         if (e instanceof ConfigError) throw oneLine(`invalid config: ${e.message}`);
         logBug('run()', e);
         throw reason(e);
       }
-      return oneLine(summary === undefined || summary === null ? '' : summary);
+      return oneLine(summary);
     },
   };
 }

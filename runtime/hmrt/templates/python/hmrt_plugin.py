@@ -257,11 +257,49 @@ def metric(name: str, value: float, unit: str = "") -> types.Metric:
     return types.Metric(name=name, value=float(value), unit=unit)
 
 
+def _metrics(metrics: Iterable[types.Metric]) -> List[types.Metric]:
+    """`metrics` as a list of well-formed metrics; a `ValueError` saying which is wrong."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, (str, bytes, Mapping, types.Metric)):
+        raise ValueError(f"metrics must be a list of metric(...), not {type(metrics).__name__}")
+    try:
+        items = list(metrics)
+    except TypeError:
+        raise ValueError(f"metrics must be a list of metric(...), not {type(metrics).__name__}"
+                         ) from None
+    out = []
+    for m in items:
+        if not isinstance(m, types.Metric):
+            raise ValueError(f"a metric must be built with metric(...), not {_show_any(m)}")
+        name, value, unit = m.name, m.value, m.unit
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a metric's name must be a non-empty string, not {_show_any(name)}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"metric `{_text(name)}` must have a number value, "
+                             f"not {_show_any(value)}")
+        if not isinstance(unit, str):
+            raise ValueError(f"metric `{_text(name)}` must have a string unit, "
+                             f"not {_show_any(unit)}")
+        out.append(types.Metric(name=_text(name), value=float(value), unit=_text(unit)))
+    return out
+
+
 def _result(status: types.Status, message: str, metrics: Iterable[types.Metric]) -> Any:
+    """A check result whose every part lowers: a bad status or metric makes it `unknown`,
+    saying what is wrong."""
     if _check_plugin is None:
         raise RuntimeError("check results exist only in a check plugin (world `check`)")
-    return _check_plugin.CheckResult(status=status, message=_one_line(message),
-                                     metrics=list(metrics))
+    if not isinstance(status, types.Status):
+        return _check_plugin.CheckResult(
+            status=Status.UNKNOWN, metrics=[],
+            message=_one_line(f"bad check result: status {_show_any(status)} is not a Status"))
+    try:
+        checked = _metrics(metrics)
+    except ValueError as e:
+        return _check_plugin.CheckResult(status=Status.UNKNOWN, metrics=[],
+                                         message=_one_line(f"bad check result: {_text(e)}"))
+    return _check_plugin.CheckResult(status=status, message=_one_line(message), metrics=checked)
 
 
 def healthy(message: str, metrics: Iterable[types.Metric] = ()) -> Any:
@@ -335,6 +373,31 @@ def need_docker(container: str) -> types.Need:
 def need_systemd(unit: str) -> types.Need:
     """Inspecting and controlling the systemd unit `unit`."""
     return types.Need_Systemd(unit)
+
+
+_NEED_TYPES = (types.Need_Http, types.Need_Exec, types.Need_Supervisor, types.Need_Tcp,
+               types.Need_Smtp, types.Need_System, types.Need_Process, types.Need_Files,
+               types.Need_Docker, types.Need_Systemd)
+
+
+def _needs(value: Any) -> List[types.Need]:
+    """What `validate()` returned, checked: a list of needs built by `need_http(...)` and the
+    like (None is no needs). Anything else raises its error (`Err`), saying what is wrong."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, Mapping) + _NEED_TYPES) or not hasattr(value, "__iter__"):
+        raise Err(_one_line(f"validate() returned {_show_any(value)}, not a list of needs "
+                            "(return [need_http(url)] and the like)"))
+    needs = []
+    for i, need in enumerate(value):
+        if not isinstance(need, _NEED_TYPES):
+            raise Err(_one_line(f"validate() returned a list whose item {i} is {_show_any(need)}"
+                                ", not a need (build it with need_http(...) and the like)"))
+        if not isinstance(need.value, str):
+            raise Err(_one_line(f"validate() returned a need whose value is "
+                                f"{_show_any(need.value)}, not a string"))
+        needs.append(type(need)(_text(need.value)))
+    return needs
 
 
 # --- capabilities -------------------------------------------------------------------------
@@ -468,6 +531,7 @@ def scratch_remove(key: str) -> None:
 
 
 def _write_log(level: Any, message: str) -> None:
+    message = _text(message)
     try:
         _log.write(level, message)
     except NotImplementedError:  # natively: no host
@@ -497,8 +561,32 @@ def log_error(message: str) -> None:
 # --- exported plugins ---------------------------------------------------------------------
 
 
-def _one_line(text: str, cap: int = 500) -> str:
-    text = " ".join(str(text).split())
+def _text(value: Any) -> str:
+    """`value` as text that lowers: never raises (a `__str__` that does is named instead), and
+    lone surrogates, which UTF-8 cannot carry, become "?"."""
+    try:
+        text = str.__str__(value) if isinstance(value, str) else str(value)
+    except BaseException:  # noqa: BLE001 (a broken __str__ must not escape a handler)
+        try:
+            text = f"<{type(value).__name__} whose str() fails>"
+        except BaseException:  # noqa: BLE001
+            text = "<an object whose str() fails>"
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _show_any(value: Any) -> str:
+    """`value` for a message (its repr and type, shortened); never raises."""
+    try:
+        text = repr(value)
+    except BaseException:  # noqa: BLE001
+        text = "<unprintable>"
+    text = _text(text)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{text} ({_text(type(value).__name__)})"
+
+
+def _one_line(text: Any, cap: int = 500) -> str:
+    text = " ".join(_text(text).split())
     return text if len(text) <= cap else text[: cap - 3] + "..."
 
 
@@ -506,16 +594,21 @@ _STDLIB = os.path.dirname(getattr(os, "__file__", "") or "") or None
 
 
 def reason(exc: BaseException) -> str:
-    """One line saying what `exc` is and where it was raised in the plugin's own code."""
-    text = str(exc)
-    head = type(exc).__name__ + (f": {text}" if text else "")
-    frames = traceback.extract_tb(exc.__traceback__)
-    own = [f for f in frames
-           if os.path.basename(f.filename) != "hmrt_plugin.py"
-           and not (_STDLIB and f.filename.startswith(_STDLIB))]
-    where = own[-1] if own else (frames[-1] if frames else None)
-    if where is not None:
-        head += f" (at {os.path.basename(where.filename)}:{where.lineno} in {where.name})"
+    """One line saying what `exc` is and where it was raised in the plugin's own code (never
+    raises, even when `str(exc)` does)."""
+    head = _text(type(exc).__name__)
+    try:
+        text = _text(exc)
+        head += f": {text}" if text else ""
+        frames = traceback.extract_tb(exc.__traceback__)
+        own = [f for f in frames
+               if os.path.basename(f.filename) != "hmrt_plugin.py"
+               and not (_STDLIB and f.filename.startswith(_STDLIB))]
+        where = own[-1] if own else (frames[-1] if frames else None)
+        if where is not None:
+            head += f" (at {os.path.basename(where.filename)}:{where.lineno} in {where.name})"
+    except Exception:  # noqa: BLE001 (the reason is best effort; its type name is enough)
+        pass
     return _one_line(head)
 
 
@@ -523,8 +616,11 @@ def _log_traceback(what: str, exc: BaseException) -> None:
     """Logs a bug's whole traceback (a `HostError` is a condition, not a bug: not logged)."""
     if isinstance(exc, HostError):
         return
-    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    log_error(f"uncaught exception in {what}: {trace}")
+    try:
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        log_error(f"uncaught exception in {what}: {trace}")
+    except Exception:  # noqa: BLE001 (logging must never turn a handled bug into a trap)
+        pass
 
 
 def guarded_check(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -537,14 +633,14 @@ def guarded_check(function: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = function(self, task)
         except ConfigError as e:
-            return unknown(f"invalid config: {e}")
+            return unknown(f"invalid config: {_text(e)}")
         except (Exception, SystemExit) as e:
             _log_traceback("check()", e)
             return unknown(reason(e))
         if _check_plugin is None or not isinstance(result, _check_plugin.CheckResult):
             return unknown(f"check() returned {type(result).__name__}, not a result "
                            "(return healthy(...), unhealthy(...) and the like)")
-        return result
+        return _result(result.status, result.message, result.metrics)
 
     check._hmrt_guarded = True  # type: ignore[attr-defined]
     check.__doc__, check.__name__ = function.__doc__, function.__name__
@@ -553,17 +649,18 @@ def guarded_check(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def guarded_validate(function: Callable[..., Any]) -> Callable[..., Any]:
     """Wraps a `validate(self, task)` so that any exception becomes its error (`Err(text)`): a
-    `ConfigError` with its message (which names the key), any other with a one-line reason."""
+    `ConfigError` with its message (which names the key), any other with a one-line reason. A
+    return value other than a list of needs (`need_http(...)` and the like) is an error too."""
     if getattr(function, "_hmrt_guarded", False):
         return function
 
     def validate(self: Any, task: types.Task) -> List[types.Need]:
         try:
-            return list(function(self, task) or ())
-        except Err:
-            raise
+            return _needs(function(self, task))
+        except Err as e:
+            raise Err(_one_line(e.value)) from None
         except ConfigError as e:
-            raise Err(_one_line(str(e))) from None
+            raise Err(_one_line(e)) from None
         except (Exception, SystemExit) as e:
             raise Err(reason(e)) from None
 
@@ -586,16 +683,17 @@ def guarded_run(function: Callable[..., Any]) -> Callable[..., Any]:
     def run(self: Any, task: types.Task, trigger: Any) -> str:
         try:
             summary = function(self, task, trigger)
-        except Err:
-            raise
+            text = "" if summary is None else str(summary)
+        except Err as e:
+            raise Err(_one_line(e.value)) from None
         except ActionError as e:
-            raise Err(_one_line(str(e))) from None
+            raise Err(_one_line(e)) from None
         except ConfigError as e:
-            raise Err(f"invalid config: {_one_line(str(e))}") from None
+            raise Err(_one_line(f"invalid config: {_text(e)}")) from None
         except (Exception, SystemExit) as e:
             _log_traceback("run()", e)
             raise Err(reason(e)) from None
-        return _one_line("" if summary is None else str(summary))
+        return _one_line(text)
 
     run._hmrt_guarded = True  # type: ignore[attr-defined]
     run.__doc__, run.__name__ = function.__doc__, function.__name__
@@ -613,14 +711,51 @@ class _Plugin:
     """The capabilities it may call (declared; the task's grants decide)."""
 
     def describe(self) -> types.PluginInfo:
-        """What the plugin says about itself, from the class attributes above."""
-        return types.PluginInfo(name=self.name, version=self.version,
-                                summary=_one_line(self.summary),
-                                capabilities=list(self.capabilities))
+        """What the plugin says about itself, from the class attributes above.
+
+        `describe()` has no error: an attribute that is wrong (a capability that is not a
+        `Capability`, a name that is not a string) is left out and the summary says so instead.
+        """
+        return _plugin_info(self)
 
     def validate(self, task: types.Task) -> List[types.Need]:
         """What the plugin would touch with `task.config` (default: nothing)."""
         return []
+
+
+def _plugin_info(plugin: Any) -> types.PluginInfo:
+    problems = []
+
+    def string(attr: str, default: str) -> str:
+        value = getattr(plugin, attr, default)
+        if isinstance(value, str) and (value or attr == "summary"):
+            return _one_line(value)
+        problems.append(f"`{attr}` must be a non-empty string, not {_show_any(value)}")
+        return default
+
+    name, version = string("name", "unnamed"), string("version", "0.0.0")
+    summary = string("summary", "")
+    declared = getattr(plugin, "capabilities", ())
+    if isinstance(declared, (str, bytes, Mapping, types.Capability)) \
+            or not hasattr(declared, "__iter__"):
+        problems.append("`capabilities` must be a list of Capability, "
+                        f"not {_show_any(declared)}")
+        declared = ()
+    capabilities = []
+    try:
+        for c in declared:
+            if isinstance(c, types.Capability):
+                capabilities.append(c)
+            else:
+                known = ", ".join(f"Capability.{k.name}" for k in types.Capability)
+                problems.append(f"{_show_any(c)} is not a capability (known: {known})")
+    except Exception as e:  # noqa: BLE001
+        problems.append(f"`capabilities` cannot be read: {reason(e)}")
+    if problems:
+        summary = _one_line(f"invalid plugin info: {'; '.join(problems)}"
+                            + (f" (summary: {summary})" if summary else ""))
+    return types.PluginInfo(name=name, version=version, summary=summary,
+                            capabilities=capabilities)
 
 
 class Check(_Plugin, getattr(wit_world.exports, "CheckPlugin", object)):  # type: ignore[misc]
