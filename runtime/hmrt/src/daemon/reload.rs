@@ -150,8 +150,10 @@ pub(super) async fn watch(
                     .collect();
                 for name in due {
                     pending.remove(&name);
-                    let file = dir.join(format!("{name}.wasm"));
-                    reload(&shared, &name, &file, &users[&name]).await;
+                    if let Some(users) = users.get(&name) {
+                        let file = dir.join(format!("{name}.wasm"));
+                        reload(&shared, &name, &file, users).await;
+                    }
                 }
             }
         }
