@@ -349,7 +349,16 @@ fn a_kill_between_unhealthy_and_recovered_loses_and_repeats_nothing() {
         Duration::from_secs(20),
         |k| k.len() >= 2,
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // Whatever the restart queued has been sent once its outbox is empty (sent in order): a
+    // repeat would be on the board by then.
+    let api = again.api_addr();
+    wait_task(
+        api,
+        "web",
+        "the outbox empty after the restart",
+        Duration::from_secs(10),
+        |t| t["notices_pending"] == 0,
+    );
     assert_eq!(
         board.kinds(),
         pairs(&[("web", "unhealthy"), ("web", "recovered")])

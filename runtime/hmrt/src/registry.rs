@@ -33,12 +33,17 @@ pub fn is_builtin(name: &str) -> bool {
 }
 
 /// Reads and loads one plugin file: what `plugins_dir` holds at start, and what hot reload
-/// finds there later.
+/// finds there later. The read (up to 128 MiB) runs on a blocking thread, as the compile does,
+/// so neither holds up the scheduler's workers.
 pub async fn load_file(sandbox: &Sandbox, file: &Path) -> Result<Plugin, Problem> {
-    let bytes = crate::sandbox::read_plugin(file).map_err(|message| Problem::Unreadable {
-        file: file.to_path_buf(),
-        message,
-    })?;
+    let path = file.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || crate::sandbox::read_plugin(&path)).await;
+    let bytes = read
+        .unwrap_or_else(|e| Err(format!("the read failed: {e}")))
+        .map_err(|message| Problem::Unreadable {
+            file: file.to_path_buf(),
+            message,
+        })?;
     sandbox
         .load(&bytes)
         .await

@@ -152,32 +152,7 @@ pub enum Command {
     /// Run one plugin file alone, with a config and grants from the command line: prints what
     /// it declares and needs, each call's result, metrics, output, denied calls and timings.
     /// Exits as `hmrt check` (0 healthy, 1 degraded, 2 unhealthy, 3 unknown or cannot try).
-    Try {
-        /// The plugin's `.wasm` file.
-        plugin: PathBuf,
-        /// The plugin's config, a JSON object (a task's `config` table).
-        #[arg(long, default_value = "{}")]
-        config: String,
-        /// A grant, KIND=VALUE as in a task's `grants`: http=http://127.0.0.1:8080, exec=df,
-        /// supervisor=web, tcp=127.0.0.1:6379, files=/var/log/, ... Repeat for more.
-        #[arg(long = "grant", value_name = "KIND=VALUE")]
-        grants: Vec<String>,
-        /// How many calls, one after another (each in a fresh instance), 1 to 10000.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-        times: u32,
-        /// The task's supervisord program, as the plugin sees it.
-        #[arg(long)]
-        program: Option<String>,
-        /// Each call's time limit, as tasks.toml writes it (default: a task's).
-        #[arg(long)]
-        timeout: Option<String>,
-        /// The memory limit, as tasks.toml writes it (default: a task's).
-        #[arg(long)]
-        memory: Option<String>,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Try(trial::Trial),
     /// The plugins hmrt knows.
     Plugins {
         /// What to show.
@@ -233,23 +208,7 @@ pub enum PluginsCommand {
     },
     /// A new plugin project that builds with one command (`./build.sh`), with a README, a
     /// sample task and a unit test, against this hmrt's contract.
-    New {
-        /// The plugin's name (lowercase letters, digits and '-'): its file stem in plugins/.
-        name: String,
-        /// Its language.
-        #[arg(long, value_enum)]
-        lang: scaffold::Lang,
-        /// A check or an action.
-        #[arg(long, value_enum, default_value = "check")]
-        kind: NewKind,
-        /// Where to write it (default: ./NAME); must not exist, or be empty.
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// The `hmrt-plugin` crate (Rust only; default: hmrt's source tree this binary was
-        /// built from).
-        #[arg(long)]
-        sdk: Option<PathBuf>,
-    },
+    New(scaffold::Request),
     /// What a plugin file is: its world, its description, what it imports.
     Inspect {
         /// The `.wasm` file.
@@ -258,15 +217,6 @@ pub enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// The kind of plugin `hmrt plugins new` writes.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum NewKind {
-    /// A health check (`check` world).
-    Check,
-    /// A corrective action or notifier (`action` world).
-    Action,
 }
 
 /// Sets up logging and runs the command.
@@ -318,28 +268,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run { file } => run(&file).await,
         Command::Check { file, task, json } => check(&file, task.as_deref(), json).await,
         Command::Validate { file } => validate(&file).await,
-        Command::Try {
-            plugin,
-            config,
-            grants,
-            times,
-            program,
-            timeout,
-            memory,
-            json,
-        } => {
-            trial::run(trial::Trial {
-                file: plugin,
-                config,
-                grants,
-                times,
-                program,
-                timeout,
-                memory,
-                json,
-            })
-            .await
-        }
+        Command::Try(trial) => trial::run(trial).await,
         Command::Simulate {
             file,
             task,
@@ -371,22 +300,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 plugins_list(config.as_deref(), dir.as_deref()).await
             }
             PluginsCommand::Inspect { file, json } => plugins_inspect(&file, json).await,
-            PluginsCommand::New {
-                name,
-                lang,
-                kind,
-                dir,
-                sdk,
-            } => scaffold::new(scaffold::Request {
-                name,
-                lang,
-                kind: match kind {
-                    NewKind::Check => crate::sandbox::PluginKind::Check,
-                    NewKind::Action => crate::sandbox::PluginKind::Action,
-                },
-                dir,
-                sdk,
-            }),
+            PluginsCommand::New(request) => scaffold::new(request),
         },
     }
 }

@@ -59,11 +59,7 @@ pub(super) async fn plugins_inspect(file: &Path, json: bool) -> anyhow::Result<E
         }
     };
     let info = plugin.info();
-    let capabilities: Vec<&str> = info
-        .capabilities
-        .iter()
-        .map(|c| crate::sandbox::capability_name(*c))
-        .collect();
+    let capabilities = crate::sandbox::capability_names(info);
     if json {
         let value = serde_json::json!({
             "file": file,

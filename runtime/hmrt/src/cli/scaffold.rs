@@ -144,16 +144,46 @@ fn rust_sdk() -> Option<PathBuf> {
         .then(|| sdk.canonicalize().unwrap_or(sdk))
 }
 
+/// The kind of plugin `hmrt plugins new` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// A health check (`check` world).
+    Check,
+    /// A corrective action or notifier (`action` world).
+    Action,
+}
+
+impl From<Kind> for PluginKind {
+    fn from(kind: Kind) -> PluginKind {
+        match kind {
+            Kind::Check => PluginKind::Check,
+            Kind::Action => PluginKind::Action,
+        }
+    }
+}
+
 /// What `hmrt plugins new` is asked for.
-pub(super) struct Request {
-    pub name: String,
-    pub lang: Lang,
-    pub kind: PluginKind,
-    pub dir: Option<PathBuf>,
-    pub sdk: Option<PathBuf>,
+#[derive(Debug, clap::Args)]
+pub struct Request {
+    /// The plugin's name (lowercase letters, digits and '-'): its file stem in plugins/.
+    name: String,
+    /// Its language.
+    #[arg(long, value_enum)]
+    lang: Lang,
+    /// A check or an action.
+    #[arg(long, value_enum, default_value = "check")]
+    kind: Kind,
+    /// Where to write it (default: ./NAME); must not exist, or be empty.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The `hmrt-plugin` crate (Rust only; default: hmrt's source tree this binary was built
+    /// from).
+    #[arg(long)]
+    sdk: Option<PathBuf>,
 }
 
 pub(super) fn new(request: Request) -> anyhow::Result<ExitCode> {
+    let kind = PluginKind::from(request.kind);
     let fail = |message: String| {
         eprintln!("hmrt plugins new: {message}");
         Ok(ExitCode::from(2))
@@ -202,10 +232,8 @@ pub(super) fn new(request: Request) -> anyhow::Result<ExitCode> {
             lang_name(request.lang)
         ));
     }
-    let vars = Vars::new(name, request.kind, &sdk);
-    let wanted = files
-        .iter()
-        .filter(|f| f.kind.is_none_or(|k| k == request.kind));
+    let vars = Vars::new(name, kind, &sdk);
+    let wanted = files.iter().filter(|f| f.kind.is_none_or(|k| k == kind));
     for f in wanted {
         write(&dir.join(f.to), &vars.fill(f.text), f.executable)?;
     }
@@ -213,16 +241,12 @@ pub(super) fn new(request: Request) -> anyhow::Result<ExitCode> {
     if request.lang == Lang::Rust {
         write(&dir.join("Cargo.lock"), RUST_LOCK, false)?;
     }
-    write(
-        &dir.join("task.toml"),
-        &vars.fill(TASK[kind_index(request.kind)]),
-        false,
-    )?;
+    write(&dir.join("task.toml"), &vars.fill(sample_task(kind)), false)?;
     println!(
         "wrote {} ({} {}, hmrt:plugin@{CONTRACT_VERSION})",
         dir.display(),
         lang_name(request.lang),
-        request.kind
+        kind
     );
     println!("next:");
     println!("  cd {} && ./build.sh && ./build.sh test", dir.display());
@@ -234,17 +258,21 @@ pub(super) fn new(request: Request) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The sample task, one per kind, the same for every language.
-const TASK: [&str; 2] = [
-    r#"# A task that uses {{name}}: add it to your tasks.toml, with {{name}}.wasm in plugins_dir.
+/// The sample task for a plugin of `kind`, the same for every language.
+fn sample_task(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Check => {
+            r#"# A task that uses {{name}}: add it to your tasks.toml, with {{name}}.wasm in plugins_dir.
 [[task]]
 name = "web"
 check = "{{name}}"
 interval = "10s"
 config = { url = "http://127.0.0.1:8080/health", expect_status = 200 }
 grants = { http = ["http://127.0.0.1:8080"] }
-"#,
-    r#"# A task whose failures run {{name}}: add it to your tasks.toml, with {{name}}.wasm in
+"#
+        }
+        PluginKind::Action => {
+            r#"# A task whose failures run {{name}}: add it to your tasks.toml, with {{name}}.wasm in
 # plugins_dir.
 [[task]]
 name = "web"
@@ -253,13 +281,8 @@ interval = "10s"
 config = { url = "http://127.0.0.1:8080/health" }
 grants = { http = ["http://127.0.0.1:8080"] }
 on_failure = { action = "{{name}}", config = { url = "http://127.0.0.1:9000/notify" }, grants = { http = ["http://127.0.0.1:9000"] } }
-"#,
-];
-
-fn kind_index(kind: PluginKind) -> usize {
-    match kind {
-        PluginKind::Check => 0,
-        PluginKind::Action => 1,
+"#
+        }
     }
 }
 
@@ -376,8 +399,8 @@ mod tests {
             let text = vars.fill(f.text);
             assert!(!text.contains("{{"), "{} keeps a placeholder", f.to);
         }
-        for task in TASK {
-            let text = vars.fill(task);
+        for kind in [PluginKind::Check, PluginKind::Action] {
+            let text = vars.fill(sample_task(kind));
             assert!(!text.contains("{{"), "{text}");
             toml::from_str::<toml::Table>(&text).expect("the sample task is TOML");
         }

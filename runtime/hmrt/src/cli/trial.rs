@@ -19,22 +19,33 @@ use crate::sandbox::{
 use crate::validate::declared;
 
 /// What `hmrt try` is asked to do.
-pub(super) struct Trial {
-    /// The plugin file.
-    pub file: PathBuf,
-    /// The plugin's config, a JSON object.
-    pub config: String,
-    /// `kind=value` grants, as `--grant` gave them.
-    pub grants: Vec<String>,
-    /// How many calls.
-    pub times: u32,
-    /// The task's `program`.
-    pub program: Option<String>,
-    /// The call's timeout and memory limit, as tasks.toml writes them.
-    pub timeout: Option<String>,
-    pub memory: Option<String>,
-    /// JSON output.
-    pub json: bool,
+#[derive(Debug, clap::Args)]
+pub struct Trial {
+    /// The plugin's `.wasm` file.
+    #[arg(value_name = "PLUGIN")]
+    file: PathBuf,
+    /// The plugin's config, a JSON object (a task's `config` table).
+    #[arg(long, default_value = "{}")]
+    config: String,
+    /// A grant, KIND=VALUE as in a task's `grants`: http=http://127.0.0.1:8080, exec=df,
+    /// supervisor=web, tcp=127.0.0.1:6379, files=/var/log/, ... Repeat for more.
+    #[arg(long = "grant", value_name = "KIND=VALUE")]
+    grants: Vec<String>,
+    /// How many calls, one after another (each in a fresh instance), 1 to 10000.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    times: u32,
+    /// The task's supervisord program, as the plugin sees it.
+    #[arg(long)]
+    program: Option<String>,
+    /// Each call's time limit, as tasks.toml writes it (default: a task's).
+    #[arg(long)]
+    timeout: Option<String>,
+    /// The memory limit, as tasks.toml writes it (default: a task's).
+    #[arg(long)]
+    memory: Option<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// What exits non-zero before any call: the plugin, the config or the grants are wrong (3, as
@@ -231,11 +242,7 @@ impl Output {
 
     fn plugin(&mut self, file: &Path, plugin: &Plugin, size: usize, load: Duration) {
         let info = plugin.info();
-        let capabilities: Vec<&str> = info
-            .capabilities
-            .iter()
-            .map(|c| crate::sandbox::capability_name(*c))
-            .collect();
+        let capabilities = crate::sandbox::capability_names(info);
         if let Some(json) = &mut self.json {
             json.insert("file".into(), file.display().to_string().into());
             json.insert("kind".into(), plugin.kind().to_string().into());

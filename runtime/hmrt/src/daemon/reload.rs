@@ -1,6 +1,5 @@
 //! Hot reload of `plugins_dir`. A new or changed `*.wasm` that a task names is loaded off the
-//! scheduler's path (the sandbox compiles on a blocking thread, under its size cap and time
-//! limit), checked against every task that uses it (world, declared capabilities, the
+//! scheduler's path (read and compiled on blocking threads, under the size cap and time limit), checked against every task that uses it (world, declared capabilities, the
 //! plugin's own `validate()` of the task's config, grants), and only then swapped in for
 //! those tasks at once. A new version that fails any of that is reported and the old one keeps
 //! running. A removed file leaves its tasks `unknown`, with the reason. Built-ins never change.
@@ -15,7 +14,7 @@ use tokio::time::Instant;
 
 use super::Shared;
 use crate::events::Event;
-use crate::registry::{Entry, Source, is_builtin};
+use crate::registry::{Entry, Source, is_builtin, load_file};
 use crate::sandbox::{PluginKind, TaskCall};
 use crate::tasks::{Bound, BoundTask};
 
@@ -196,29 +195,6 @@ fn plugin_name(path: &Path) -> Option<String> {
     path.file_stem()?.to_str().map(str::to_string)
 }
 
-/// [`load_file`] with the file read on a blocking thread (up to 128 MiB), so neither the read
-/// nor the compile runs on the scheduler's workers.
-async fn load_file_off_thread(
-    sandbox: &crate::sandbox::Sandbox,
-    file: &Path,
-) -> Result<crate::sandbox::Plugin, crate::registry::Problem> {
-    let path = file.to_path_buf();
-    let read = tokio::task::spawn_blocking(move || crate::sandbox::read_plugin(&path)).await;
-    let bytes = read
-        .unwrap_or_else(|e| Err(format!("the read failed: {e}")))
-        .map_err(|message| crate::registry::Problem::Unreadable {
-            file: file.to_path_buf(),
-            message,
-        })?;
-    sandbox
-        .load(&bytes)
-        .await
-        .map_err(|error| crate::registry::Problem::Invalid {
-            file: file.to_path_buf(),
-            error,
-        })
-}
-
 /// Loads `file` as the new version of `name` and swaps it in if it serves every user.
 async fn reload(shared: &Shared, name: &str, file: &Path, users: &[User]) {
     let failed = |problem: String| {
@@ -242,7 +218,7 @@ async fn reload(shared: &Shared, name: &str, file: &Path, users: &[User]) {
         return;
     }
     let started = std::time::Instant::now();
-    let plugin = match load_file_off_thread(&shared.sandbox, file).await {
+    let plugin = match load_file(&shared.sandbox, file).await {
         Ok(plugin) => plugin,
         Err(problem) => {
             failed(format!(

@@ -575,6 +575,14 @@ fn wit_status(status: Status) -> WitStatus {
     }
 }
 
+/// The names of the capabilities a plugin declares, as the config's `grants` keys spell them.
+pub fn capability_names(info: &PluginInfo) -> Vec<&'static str> {
+    info.capabilities
+        .iter()
+        .map(|c| capability_name(*c))
+        .collect()
+}
+
 /// The name of a capability a plugin declares, as the config's `grants` keys spell it.
 pub fn capability_name(capability: DeclaredCapability) -> &'static str {
     match capability {

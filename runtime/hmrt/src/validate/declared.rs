@@ -6,7 +6,7 @@
 
 use hmrt_config::{ConfigError, Grants, Location};
 
-use crate::sandbox::{Need, PluginInfo, capability_name};
+use crate::sandbox::{Need, PluginInfo, capability_names};
 
 /// What a call's grants and its plugin's declaration say, beside the plugin's own verdict.
 #[derive(Default)]
@@ -56,7 +56,7 @@ pub(crate) fn undeclared(
     at: &Location,
     grants_key: &str,
 ) -> Vec<ConfigError> {
-    let declared = declared(info);
+    let declared = capability_names(info);
     grants
         .kinds()
         .into_iter()
@@ -88,7 +88,10 @@ pub(super) fn notes(
     let granted = grants.kinds();
     let mut notes = Vec::new();
     if third_party {
-        for kind in declared(info).iter().filter(|k| !granted.contains(k)) {
+        for kind in capability_names(info)
+            .iter()
+            .filter(|k| !granted.contains(k))
+        {
             notes.push(ConfigError::new(
                 at.clone(),
                 format!("{grants_key}.{kind}"),
@@ -111,13 +114,6 @@ pub(super) fn notes(
         ));
     }
     notes
-}
-
-fn declared(info: &PluginInfo) -> Vec<&'static str> {
-    info.capabilities
-        .iter()
-        .map(|c| capability_name(*c))
-        .collect()
 }
 
 fn list(kinds: &[&str]) -> String {
